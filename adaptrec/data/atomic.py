@@ -23,7 +23,7 @@ def read_atomic(source: TableSource, required: list[str]) -> pd.DataFrame:
 
     Raises:
         DataError: The header is not ``name:type`` fields, a required field is
-            missing, or a row has the wrong number of fields.
+            missing from the header or empty in a row, or a row has too many fields.
     """
     with source.open() as handle:
         header = handle.readline().decode("utf-8", errors="replace").rstrip("\r\n")
@@ -40,7 +40,10 @@ def read_atomic(source: TableSource, required: list[str]) -> pd.DataFrame:
             )
         names.append(name)
 
-    frame = read_table(source, sep="\t", names=names, skip_header=True)
+    optional = tuple(name for name in names if name not in required)
+    frame = read_table(
+        source, sep="\t", names=names, skip_header=True, may_be_empty=optional
+    )
     require_columns(frame, required, source.name)
     return frame
 

@@ -43,19 +43,12 @@ def read_triples(source: TableSource) -> pd.DataFrame:
     """Read a triples file into columns ``head``, ``relation``, ``tail`` (str).
 
     Raises:
-        DataError: A row does not have exactly three fields, or the file has no
+        DataError: A row does not have three non-empty fields, or the file has no
             triples.
     """
     triples = read_table(
         source, sep="\t", names=TRIPLE_COLUMNS, skip_header=_has_header(source)
     )
-    empty = triples.eq("").any(axis=1).to_numpy()
-    if empty.any():
-        row = int(empty.argmax()) + 1
-        raise DataError(
-            f"{source.name}: data row {row} has an empty field; expected "
-            "'head<TAB>relation<TAB>tail'"
-        )
     if triples.empty:
         raise DataError(f"{source.name} has no triples")
     return triples

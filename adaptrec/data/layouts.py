@@ -166,7 +166,12 @@ def _read_ml100k(folder: Path) -> RawTables:
     columns = ["item_id", "title", "release_date", "video_release_date", "url"]
     columns += [f"genre_{i}" for i in range(len(genre_names))]
     raw = read_table(
-        items_source, sep="|", names=columns, skip_header=False, encoding="latin-1"
+        items_source,
+        sep="|",
+        names=columns,
+        skip_header=False,
+        encoding="latin-1",
+        may_be_empty=("release_date", "video_release_date", "url"),
     )
     flags = raw[columns[5:]]
     if not flags.isin(["0", "1"]).all().all():
@@ -191,21 +196,21 @@ def _read_ml100k(folder: Path) -> RawTables:
 def _read_ml1m(folder: Path) -> RawTables:
     ratings_source = TableSource.from_path(folder / "ratings.dat")
     # A one-character separator keeps pandas' fast C parser: "1::2::5::9" splits on
-    # ":" into seven fields whose odd positions are empty.
+    # ":" into seven fields whose even positions are empty.
+    gaps = ("gap_1", "gap_2", "gap_3")
     split = read_table(
         ratings_source,
         sep=":",
-        names=[f"field_{i}" for i in range(7)],
+        names=["user_id", gaps[0], "item_id", gaps[1], "rating", gaps[2], "timestamp"],
         skip_header=False,
         encoding="latin-1",
+        may_be_empty=gaps,
     )
-    if split[["field_1", "field_3", "field_5"]].ne("").any().any():
+    if split[list(gaps)].ne("").any().any():
         raise DataError(
             f"{ratings_source.name} is not 'user::item::rating::timestamp' rows"
         )
-    ratings = split[["field_0", "field_2", "field_4", "field_6"]].set_axis(
-        RATING_COLUMNS, axis=1
-    )
+    ratings = split[RATING_COLUMNS]
 
     items_source = TableSource.from_path(folder / "movies.dat")
     raw = read_table(

@@ -46,7 +46,8 @@ def load_dataset(
 
     Args:
         source: ``"ml-100k"`` for RecBole's packaged copy (downloaded once into
-            ``cache_dir``), or a local folder in a supported layout.
+            ``cache_dir``), or a local folder in a supported layout. A folder named
+            ``ml-100k`` in the working directory takes precedence over the package.
         cache_dir: Folder for the downloaded wheel; defaults to ``$ADAPTREC_CACHE``,
             else ``${XDG_CACHE_HOME:-~/.cache}/adaptrec``.
         kg_path: Tab-separated ``head relation tail`` triples. It replaces any graph

@@ -58,16 +58,17 @@ def read_table(
     skip_header: bool,
     encoding: str = "utf-8",
     quoting: int = csv.QUOTE_NONE,
-    usecols: list[int] | None = None,
+    may_be_empty: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Read a delimited file as strings, every row with exactly ``len(names)`` fields.
 
     With ``names=None`` the first line gives the column names. A multi-character
-    ``sep`` (such as ``"::"``) uses pandas' Python parser, which is slower.
+    ``sep`` (such as ``"::"``) uses pandas' Python parser, which is slower. Columns
+    outside ``may_be_empty`` must have a value in every row.
 
     Raises:
-        DataError: The file is missing, cannot be decoded or has a row with the wrong
-            number of fields.
+        DataError: The file is missing or cannot be decoded, a row has too many
+            fields, or a column outside ``may_be_empty`` lacks a value.
     """
     engine = "python" if len(sep) > 1 else "c"
     handle = source.open()
@@ -79,12 +80,13 @@ def read_table(
             names=names,
             skiprows=1 if (skip_header and names is not None) else None,
             dtype=str,
+            # Only an empty or missing field becomes NaN, so titles such as "NA"
+            # stay text.
             keep_default_na=False,
-            na_filter=False,
+            na_values=[""],
             quoting=quoting,
             encoding=encoding,
             engine=engine,
-            usecols=usecols,
         )
     except UnicodeDecodeError as error:
         raise DataError(
@@ -101,16 +103,19 @@ def read_table(
     finally:
         handle.close()
 
-    # pandas fills a short row's missing fields with NaN even when na_filter is off.
-    short_rows = np.flatnonzero(frame.isna().any(axis=1).to_numpy())
-    if len(short_rows):
-        first = int(short_rows[0])
-        raise DataError(
-            f"{source.name}: data row {first + 1} has fewer fields than the "
-            f"{frame.shape[1]} expected ({', '.join(map(str, frame.columns))}); "
-            f"{len(short_rows)} row(s) are short"
-        )
-    return frame
+    # pandas cannot tell a short row from an empty field: both read as NaN.
+    for column in frame.columns:
+        if column in may_be_empty:
+            continue
+        missing = np.flatnonzero(frame[column].isna().to_numpy())
+        if len(missing):
+            raise DataError(
+                f"{source.name}: data row {int(missing[0]) + 1} has no value in "
+                f"column {column} (empty field or too few fields); expected the "
+                f"fields {', '.join(map(str, frame.columns))} "
+                f"({len(missing)} row(s) lack it)"
+            )
+    return frame.fillna("")
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], source_name: str) -> None:
