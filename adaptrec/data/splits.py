@@ -39,7 +39,7 @@ def kfold_split(
     """
     if not isinstance(n_folds, numbers.Integral) or n_folds < 2:
         raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
-    positives = _binary_csr(data.positives() if isinstance(data, Dataset) else data)
+    positives = binary_csr(data.positives() if isinstance(data, Dataset) else data)
     rng = np.random.default_rng(seed)
 
     rows, columns, rank = _shuffled_ranks(positives, rng)
@@ -72,7 +72,7 @@ def validation_split(
         raise ValueError(
             f"fraction must be between 0 and 1 (exclusive), got {fraction!r}"
         )
-    matrix = _binary_csr(train)
+    matrix = binary_csr(train)
     rng = np.random.default_rng(seed)
 
     rows, columns, rank = _shuffled_ranks(matrix, rng)
@@ -86,8 +86,12 @@ def validation_split(
     return fit, valid
 
 
-def _binary_csr(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
-    """Return a canonical float32 CSR copy whose stored entries are all 1."""
+def binary_csr(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    """Return a canonical float32 CSR copy whose stored entries are all 1.
+
+    Raises:
+        TypeError: ``matrix`` is not a 2-D scipy sparse matrix.
+    """
     if not sp.issparse(matrix) or matrix.ndim != 2:
         raise TypeError(
             f"expected a Dataset or a 2-D scipy sparse matrix, got {type(matrix)}"
