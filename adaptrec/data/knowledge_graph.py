@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from adaptrec.data.atomic import FIELD_TYPES
 from adaptrec.data.dataset import DataError
 from adaptrec.data.readers import TableSource, read_table
 
@@ -35,8 +36,11 @@ def _has_header(source: TableSource) -> bool:
     with source.open() as handle:
         first = handle.readline().decode("utf-8", errors="replace").rstrip("\r\n")
     fields = first.split("\t")
-    names = tuple(field.partition(":")[0].strip().lower() for field in fields)
-    return all(":" in field for field in fields) or names in _PLAIN_HEADERS
+    # Entity ids may contain colons ("fb:m.0abc"), so only a RecBole field type
+    # after the colon marks a header.
+    typed = all(field.partition(":")[2] in FIELD_TYPES for field in fields)
+    names = tuple(field.strip().lower() for field in fields)
+    return typed or names in _PLAIN_HEADERS
 
 
 def read_triples(source: TableSource) -> pd.DataFrame:

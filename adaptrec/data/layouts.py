@@ -259,8 +259,9 @@ def read_folder(folder: Path) -> RawTables:
     """Detect the layout of ``folder`` from the files present and read it.
 
     Raises:
-        DataError: The folder is missing, or holds no supported layout (the message
-            lists the files looked for), or holds a ratings file without its item file.
+        DataError: The folder is missing, or contains no supported layout (the
+            message lists the files looked for), or contains a ratings file without
+            its item file.
     """
     if not folder.exists():
         raise DataError(f"data folder {folder} not found")
@@ -289,5 +290,6 @@ def read_folder(folder: Path) -> RawTables:
         f"{r} + {i} ({layout})" for layout, r, i, _ in _GROUPLENS_LAYOUTS
     ]
     raise DataError(
-        f"{folder} holds no known dataset layout; looked for: {'; '.join(looked_for)}"
+        f"{folder} contains no supported dataset layout; looked for: "
+        f"{'; '.join(looked_for)}"
     )

@@ -234,9 +234,9 @@ def _reject_empty(values: pd.Series, column: str, source_name: str) -> None:
 def _sorted_ids(ids: np.ndarray) -> np.ndarray:
     """Sort raw ids numerically when all are integers, else as text; return str."""
     ids = np.asarray(ids, dtype=str)
-    numeric = pd.to_numeric(pd.Series(ids), errors="coerce")
-    if numeric.notna().all() and (numeric == numeric.round()).all():
-        order = np.argsort(numeric.to_numpy(), kind="stable")
+    as_text = pd.Series(ids)
+    if as_text.str.fullmatch(r"\d{1,18}").all():
+        order = np.argsort(as_text.astype(np.int64).to_numpy(), kind="stable")
     else:
         order = np.argsort(ids, kind="stable")
     return ids[order].astype(object)

@@ -130,7 +130,13 @@ def _find_pip() -> list[str]:
 
 def _download_wheel(cache: Path) -> None:
     """Download the RecBole wheel into ``cache`` through pip, atomically."""
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(
+            f"cannot create the cache folder {cache} ({error}); set ADAPTREC_CACHE "
+            "to a writable folder"
+        ) from error
     pip = _find_pip()
     logger.info("Downloading %s into %s (about 2 MB)", WHEEL_NAME, cache)
 

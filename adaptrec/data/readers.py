@@ -103,7 +103,8 @@ def read_table(
     finally:
         handle.close()
 
-    # pandas cannot tell a short row from an empty field: both read as NaN.
+    # pandas reads the missing fields of a short row as NaN, the same as empty
+    # fields, so one check covers both.
     for column in frame.columns:
         if column in may_be_empty:
             continue

@@ -120,14 +120,15 @@ def evaluate_scores(
             recommended.
         test: Binary test interactions of the same shape, disjoint from ``train``.
         k: Length of the ranked list.
-        batch_size: Users scored at once; memory is about ``3 * batch_size *
-            n_items * 4`` bytes on ``device``.
+        batch_size: Users scored at once. Peak memory on ``device`` is an estimated
+            ``4 * batch_size * n_items * 4`` bytes plus what ``score_fn`` allocates.
         device: Where to score; CUDA when available, else the CPU.
 
     Returns:
-        ``k``; ``n_users`` (users with at least one test item); mean ``precision``,
-        ``recall`` and ``ndcg`` over them; and ``per_user``, a dict of NumPy arrays
-        ``users``, ``precision``, ``recall`` and ``ndcg`` for confidence intervals.
+        A dict with ``k``, ``n_users`` (users with at least one test item) and the
+        mean ``precision``, ``recall`` and ``ndcg`` over those users. Its
+        ``per_user`` entry is a dict of NumPy arrays ``users``, ``precision``,
+        ``recall`` and ``ndcg``, for confidence intervals.
 
     Raises:
         ValueError: Shapes differ, ``k`` is out of range, ``train`` and ``test``

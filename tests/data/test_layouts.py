@@ -148,13 +148,16 @@ def test_kg_with_sibling_link_file(tmp_path):
 def test_kg_with_explicit_link_file(tmp_path):
     folder = write_ml100k(tmp_path / "data")
     kg = tmp_path / "triples.tsv"
-    kg.write_text("m.toy\tfilm.film.genre\tm.animation\n")
+    # Ids with colons are data, not a RecBole "name:type" header.
+    kg.write_text("fb:m.toy\tfb:film.genre\tfb:m.animation\n")
     links = tmp_path / "items-to-entities.tsv"
-    links.write_text("item_id\tentity_id\n10\tm.toy\n")
+    links.write_text("item_id\tentity_id\n10\tfb:m.toy\n")
 
     dataset = load_dataset(folder, kg_path=kg, link_path=links)
 
-    assert dataset.item_entities == {0: "m.toy"}
+    assert dataset.kg is not None
+    assert len(dataset.kg) == 1
+    assert dataset.item_entities == {0: "fb:m.toy"}
 
 
 def test_kg_links_items_by_equal_ids(tmp_path):

@@ -124,3 +124,12 @@ def test_ml100k_knowledge_graph(ml100k):
     entities = set(ml100k.kg["head"]) | set(ml100k.kg["tail"])
     linked_in_graph = sum(e in entities for e in ml100k.item_entities.values())
     assert linked_in_graph > 1500
+
+
+def test_unwritable_cache_rejected(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+
+    with pytest.raises(DataError, match="cannot create the cache folder") as error:
+        load_dataset("ml-100k", cache_dir=blocker / "cache")
+    assert "ADAPTREC_CACHE" in str(error.value)

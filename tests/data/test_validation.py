@@ -27,7 +27,7 @@ def test_file_instead_of_folder_rejected(tmp_path):
 def test_unknown_layout_lists_expected_files(tmp_path):
     (tmp_path / "notes.txt").write_text("nothing here\n")
 
-    with pytest.raises(DataError, match="no known dataset layout") as error:
+    with pytest.raises(DataError, match="no supported dataset layout") as error:
         load_dataset(tmp_path)
     message = str(error.value)
     for expected in ("NAME.inter", "u.data + u.item", "ratings.dat", "ratings.csv"):

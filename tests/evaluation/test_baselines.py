@@ -23,7 +23,7 @@ from adaptrec.evaluation.metrics import evaluate_scores
 logger = logging.getLogger(__name__)
 
 # Users x items: item 0 is liked by users 0, 1, 2; item 1 by 0, 1; item 2 by 2;
-# item 3 by nobody.
+# item 3 by no user.
 TRAIN = sp.csr_matrix(
     np.array(
         [[1, 1, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0]],
