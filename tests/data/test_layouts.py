@@ -6,9 +6,10 @@ import logging
 
 import numpy as np
 import pytest
-from movielens_files import write_ml1m, write_ml100k, write_ml_csv
 
 from adaptrec.data import DataError, load_dataset
+
+from .movielens_files import write_ml1m, write_ml100k, write_ml_csv
 
 
 def item_row(dataset, raw_id: str):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from movielens_files import write_ml100k
 
 from adaptrec.data import kfold_split, load_dataset, validation_split
+
+from .movielens_files import write_ml100k
 
 
 def random_positives(n_users=60, n_items=40, seed=7) -> sp.csr_matrix:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from movielens_files import write_ml1m, write_ml100k, write_ml_csv
 
 from adaptrec.data import DataError, load_dataset
+
+from .movielens_files import write_ml1m, write_ml100k, write_ml_csv
 
 
 def test_missing_folder_rejected(tmp_path):
