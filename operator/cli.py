@@ -1,0 +1,96 @@
+"""``adaptrec operator``: run the HyperparamPolicy operator in this process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from urllib.parse import urlparse
+
+import kopf
+from adaptrec.operator.handlers import build_registry
+from adaptrec.operator.kube import load_configuration
+from adaptrec.operator.metrics import serve_metrics
+from kubernetes.config import ConfigException
+
+from adaptrec.cli import UsageError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch policies in this namespace (repeatable; glob patterns allowed); "
+        "without it, watch every namespace",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod's "
+        "ServiceAccount)",
+    )
+    parser.add_argument(
+        "--liveness",
+        default="http://127.0.0.1:8080/healthz",
+        help="URL of the liveness endpoint kopf serves (use 0.0.0.0 inside a pod; "
+        "'none' turns it off; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8081,
+        help="port of the operator's Prometheus /metrics (0 turns it off; "
+        "default: %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        help="address /metrics binds to (use 0.0.0.0 inside a pod; "
+        "default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tick-interval",
+        type=float,
+        default=10.0,
+        help="seconds between two reconciles of one policy (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.tick_interval <= 0:
+        raise UsageError(f"--tick-interval must be positive, got {args.tick_interval}")
+    if not 0 <= args.metrics_port <= 65535:
+        raise UsageError(
+            f"--metrics-port must lie in 0..65535, got {args.metrics_port}"
+        )
+    liveness = None if args.liveness.lower() == "none" else args.liveness
+    if liveness is not None and urlparse(liveness).scheme not in ("http", "https"):
+        raise UsageError(
+            f"--liveness must be an http URL such as http://0.0.0.0:8080/healthz "
+            f"or 'none', got {args.liveness!r}"
+        )
+    try:
+        configuration = load_configuration(args.kubeconfig)
+    except (ConfigException, OSError) as error:
+        raise UsageError(
+            f"cannot load Kubernetes credentials: {error}; pass --kubeconfig or set "
+            "KUBECONFIG"
+        ) from None
+    registry = build_registry(configuration, args.tick_interval)
+    if args.metrics_port:
+        serve_metrics(args.metrics_port, args.metrics_address)
+        log.info(
+            "operator metrics on http://%s:%d/metrics",
+            args.metrics_address,
+            args.metrics_port,
+        )
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        namespaces=args.namespace,
+        clusterwide=not args.namespace,
+        liveness_endpoint=liveness,
+    )
+    return 0
