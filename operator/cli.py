@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from urllib.parse import urlparse
 
 import kopf
 from adaptrec.operator.handlers import build_registry
 from adaptrec.operator.kube import load_configuration
 from adaptrec.operator.metrics import serve_metrics
+from adaptrec.operator.policy import DEFAULT_TRAINING_ACCOUNT
 from kubernetes.config import ConfigException
 
 from adaptrec.cli import UsageError
 
 log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +29,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="watch policies in this namespace (repeatable; glob patterns allowed); "
         "without it, watch every namespace",
+    )
+    parser.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (the default without --namespace)",
+    )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="accepted for kopf's convention; the operator always runs standalone "
+        "(no peering objects), so run one replica",
+    )
+    parser.add_argument(
+        "--training-service-account",
+        default=os.environ.get("ADAPTREC_TRAINING_SERVICE_ACCOUNT")
+        or DEFAULT_TRAINING_ACCOUNT,
+        help="ServiceAccount of training Pods when a policy names none "
+        "(default: $ADAPTREC_TRAINING_SERVICE_ACCOUNT or %(default)s)",
     )
     parser.add_argument(
         "--kubeconfig",
@@ -40,15 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-port",
         type=int,
-        default=8081,
+        default=int(os.environ.get("ADAPTREC_METRICS_PORT") or 8081),
         help="port of the operator's Prometheus /metrics (0 turns it off; "
-        "default: %(default)s)",
+        "default: $ADAPTREC_METRICS_PORT or 8081)",
     )
     parser.add_argument(
         "--metrics-address",
-        default="127.0.0.1",
-        help="address /metrics binds to (use 0.0.0.0 inside a pod; "
-        "default: %(default)s)",
+        help="address /metrics binds to (default: the --liveness host, so a pod "
+        "that serves its probe on 0.0.0.0 serves metrics there too; 127.0.0.1 "
+        "without a liveness endpoint)",
     )
     parser.add_argument(
         "--tick-interval",
@@ -78,14 +101,25 @@ def run(args: argparse.Namespace) -> int:
             f"cannot load Kubernetes credentials: {error}; pass --kubeconfig or set "
             "KUBECONFIG"
         ) from None
-    registry = build_registry(configuration, args.tick_interval)
+    if args.all_namespaces and args.namespace:
+        raise UsageError("--all-namespaces and --namespace exclude each other")
+    registry = build_registry(
+        configuration,
+        args.tick_interval,
+        training_account=args.training_service_account,
+    )
     if args.metrics_port:
-        serve_metrics(args.metrics_port, args.metrics_address)
-        log.info(
-            "operator metrics on http://%s:%d/metrics",
-            args.metrics_address,
-            args.metrics_port,
-        )
+        address = args.metrics_address
+        if address is None:
+            address = (urlparse(liveness).hostname if liveness else None) or LOOPBACK
+        try:
+            serve_metrics(args.metrics_port, address)
+        except OSError as error:
+            raise UsageError(
+                f"cannot serve metrics on {address}:{args.metrics_port}: {error}; "
+                "pick another --metrics-port"
+            ) from None
+        log.info("operator metrics on http://%s:%d/metrics", address, args.metrics_port)
     kopf.run(
         registry=registry,
         standalone=True,

@@ -323,7 +323,7 @@ def start_canary(
         phase=str(Phase.CANARY),
         candidate=candidate.to_json_dict(),
         trainingMetrics=dict(metrics),
-        canary=_fresh_canary(status, candidate, spec, now, generation),
+        **_fresh_canary(status, candidate, spec, now, generation),
     )
     _phase_conditions(new, now, generation)
     set_condition(new, "Degraded", False, "RoundSucceeded", "training succeeded", now)
@@ -337,12 +337,16 @@ def _fresh_canary(
     now: datetime,
     generation: int,
 ) -> dict[str, Any]:
+    """Return new ``canary`` (the figures users see) and ``analysis`` (the
+    operator's bookkeeping) entries for a canary that starts at ``now``."""
     return {
-        "startedAt": format_time(now),
-        "percent": spec.rollout.canary_percent,
-        "stableVersion": (status.get("current") or {}).get("version"),
-        "candidateVersion": candidate.version,
-        "observedGeneration": generation,
+        "canary": {"startedAt": format_time(now)},
+        "analysis": {
+            "percent": spec.rollout.canary_percent,
+            "stableVersion": (status.get("current") or {}).get("version"),
+            "candidateVersion": candidate.version,
+            "observedGeneration": generation,
+        },
     }
 
 
@@ -356,8 +360,8 @@ def restart_canary_if_spec_changed(
     the new bounds reject is rolled back instead. Returns None when nothing
     changed.
     """
-    canary = status.get("canary") or {}
-    if canary.get("observedGeneration") == generation:
+    analysis = status.get("analysis") or {}
+    if analysis.get("observedGeneration") == generation:
         return None
     candidate = read_set(status.get("candidate"), spec.space)
     if candidate is None:
@@ -372,7 +376,7 @@ def restart_canary_if_spec_changed(
             generation,
         )
     new = copy.deepcopy(dict(status))
-    new["canary"] = _fresh_canary(status, candidate, spec, now, generation)
+    new.update(_fresh_canary(status, candidate, spec, now, generation))
     new["observedGeneration"] = generation
     _phase_conditions(new, now, generation)
     return new
@@ -382,8 +386,8 @@ def restart_canary_if_spec_changed(
 
 
 def analysis_due(status: Mapping[str, Any], spec: PolicySpec, now: datetime) -> bool:
-    canary = status.get("canary") or {}
-    since = seconds_since(canary.get("lastAnalysisAt") or canary.get("startedAt"), now)
+    last = (status.get("analysis") or {}).get("lastAnalysisAt")
+    since = seconds_since(last or (status.get("canary") or {}).get("startedAt"), now)
     return since is None or since >= spec.rollout.analysis_interval
 
 
@@ -401,7 +405,8 @@ def record_analysis(
     """Return the status with one analysis's figures and its decision."""
     new = copy.deepcopy(dict(status))
     canary = dict(new.get("canary") or {})
-    canary.update(
+    analysis = dict(new.get("analysis") or {})
+    analysis.update(
         lastAnalysisAt=format_time(now),
         decision=str(decision.outcome),
         reason=decision.reason,
@@ -415,9 +420,10 @@ def record_analysis(
             candidateSamples=int(figures.candidate.recommendations),
         )
     if decision.lower_bound is not None:
-        canary["lowerBound"] = round(decision.lower_bound, 6)
-        canary["upperBound"] = round(decision.upper_bound or 0.0, 6)
+        analysis["lowerBound"] = round(decision.lower_bound, 6)
+        analysis["upperBound"] = round(decision.upper_bound or 0.0, 6)
     new["canary"] = canary
+    new["analysis"] = analysis
     if decision.outcome == Outcome.PROMOTE:
         new["phase"] = str(Phase.PROMOTING)
     elif decision.outcome == Outcome.ROLLBACK:
@@ -430,9 +436,13 @@ def roll_back(
     status: Mapping[str, Any], decision: Decision, now: datetime, generation: int
 ) -> dict[str, Any]:
     new = copy.deepcopy(dict(status))
-    canary = dict(new.get("canary") or {})
-    canary.update(decision=str(decision.outcome), reason=decision.reason)
-    new["canary"] = canary
+    analysis = dict(new.get("analysis") or {})
+    analysis.update(
+        decision=str(decision.outcome),
+        reason=decision.reason,
+        message=decision.message[:1024],
+    )
+    new["analysis"] = analysis
     new["phase"] = str(Phase.ROLLING_BACK)
     _phase_conditions(new, now, generation)
     return new
@@ -443,7 +453,7 @@ def finish_promotion(
 ) -> dict[str, Any]:
     """Return the status once the target serves the candidate as stable."""
     new = copy.deepcopy(dict(status))
-    reason = (new.get("canary") or {}).get("reason", "NonInferior")
+    reason = (new.get("analysis") or {}).get("reason", "NonInferior")
     _append_history(
         new, _history_entry(new.get("candidate"), "Promoted", reason, now, new)
     )
@@ -462,8 +472,8 @@ def finish_rollback(
 ) -> dict[str, Any]:
     """Return the status once the target serves only the current set again."""
     new = copy.deepcopy(dict(status))
-    canary = new.get("canary") or {}
-    reason = f"{canary.get('reason', 'Rollback')}: {canary.get('message', '')}"
+    analysis = new.get("analysis") or {}
+    reason = f"{analysis.get('reason', 'Rollback')}: {analysis.get('message', '')}"
     _append_history(
         new, _history_entry(new.get("candidate"), "RolledBack", reason, now, new)
     )
@@ -509,7 +519,7 @@ def desired_target(status: Mapping[str, Any], spec: PolicySpec) -> TargetState |
     candidate = read_set(status.get("candidate"))
     phase = phase_of(status)
     if phase == Phase.CANARY and candidate is not None:
-        percent = int((status.get("canary") or {}).get("percent") or 0)
+        percent = int((status.get("analysis") or {}).get("percent") or 0)
         return TargetState(current, candidate, percent or spec.rollout.canary_percent)
     if phase == Phase.PROMOTING and candidate is not None:
         return TargetState(candidate, None, 0)

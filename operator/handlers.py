@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 from adaptrec.operator.kube import KubeApi, bearer_header
 from adaptrec.operator.policy import (
+    DEFAULT_TRAINING_ACCOUNT,
     GROUP,
     PLURAL,
     VERSION,
@@ -44,7 +45,8 @@ def connection_info(configuration: Configuration) -> kopf.ConnectionInfo:
 def build_registry(
     configuration: Configuration,
     tick_interval: float,
-    reconciler_factory: Callable[[KubeApi], Reconciler] = Reconciler,
+    reconciler_factory: Callable[[KubeApi], Reconciler] | None = None,
+    training_account: str = DEFAULT_TRAINING_ACCOUNT,
 ) -> kopf.OperatorRegistry:
     """Register the handlers for HyperparamPolicy on a new registry.
 
@@ -53,6 +55,10 @@ def build_registry(
     """
     registry = kopf.OperatorRegistry()
     shared: dict[str, Any] = {}
+    if reconciler_factory is None:
+
+        def reconciler_factory(api: KubeApi) -> Reconciler:
+            return Reconciler(api, training_account=training_account)
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -82,7 +88,7 @@ def build_registry(
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="check-spec")
     def check_spec(spec: Any, namespace: str, logger: logging.Logger, **_: Any) -> None:
         try:
-            parse_policy_spec(dict(spec), namespace)
+            parse_policy_spec(dict(spec), namespace, training_account)
         except PolicyError as error:
             raise kopf.PermanentError(f"invalid spec: {error}") from None
 

@@ -253,7 +253,7 @@ def _parse_feast(spec: Mapping) -> FeastRef | None:
     )
 
 
-def _parse_training(spec: Mapping) -> TrainingSpec:
+def _parse_training(spec: Mapping, training_account: str) -> TrainingSpec:
     training = _section(spec, "training", required=True)
     path = "spec.training"
     resources = training.get("resources") or {}
@@ -286,7 +286,7 @@ def _parse_training(spec: Mapping) -> TrainingSpec:
         ),
         backoff_limit=_integer(training, "backoffLimit", path, 1, 0, 10),
         service_account_name=_string(
-            training, "serviceAccountName", path, default=DEFAULT_TRAINING_ACCOUNT
+            training, "serviceAccountName", path, default=training_account
         ),
         image_pull_policy=pull_policy if isinstance(pull_policy, str) else None,
     )
@@ -373,8 +373,16 @@ def _parse_schedule(spec: Mapping) -> ScheduleSpec:
     )
 
 
-def parse_policy_spec(spec: Mapping[str, Any], namespace: str) -> PolicySpec:
-    """Parse a HyperparamPolicy's ``spec``; raise :class:`PolicyError` if invalid."""
+def parse_policy_spec(
+    spec: Mapping[str, Any],
+    namespace: str,
+    training_account: str = DEFAULT_TRAINING_ACCOUNT,
+) -> PolicySpec:
+    """Parse a HyperparamPolicy's ``spec``; raise :class:`PolicyError` if invalid.
+
+    ``training_account`` is the ServiceAccount of training Pods when the spec
+    names none.
+    """
     if not isinstance(spec, Mapping):
         raise PolicyError("spec must be an object")
     target = _parse_target(spec, namespace)
@@ -390,7 +398,7 @@ def parse_policy_spec(spec: Mapping[str, Any], namespace: str) -> PolicySpec:
         feast=_parse_feast(spec),
         space=space,
         agent=AgentSettings(dict(agent)),
-        training=_parse_training(spec),
+        training=_parse_training(spec, training_account),
         rollout=_parse_rollout(spec),
         schedule=_parse_schedule(spec),
     )

@@ -24,7 +24,12 @@ from adaptrec.operator import analysis, decisions, jobs, targets
 from adaptrec.operator.decisions import Phase
 from adaptrec.operator.kube import ConflictError, KubeApi, KubeError
 from adaptrec.operator.metrics import DECISIONS, ERRORS, RECONCILE_SECONDS, ROUNDS
-from adaptrec.operator.policy import PolicyError, PolicySpec, parse_policy_spec
+from adaptrec.operator.policy import (
+    DEFAULT_TRAINING_ACCOUNT,
+    PolicyError,
+    PolicySpec,
+    parse_policy_spec,
+)
 
 from adaptrec.hyperparams import HyperparamSet
 
@@ -49,6 +54,26 @@ class TargetView:
     raw_deployment: bool
 
 
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the JSON merge patch (RFC 7396) that turns ``old`` into ``new``.
+
+    Keys that ``new`` lacks become null, so the API server deletes them; a plain
+    merge of ``new`` would leave them in place.
+    """
+    patch: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        previous = old.get(key)
+        if isinstance(value, Mapping) and isinstance(previous, Mapping):
+            nested = merge_patch(previous, value)
+            if nested:
+                patch[key] = nested
+        elif value != previous or key not in old:
+            patch[key] = value
+    return patch
+
+
 class Reconciler:
     """Reconciles policies through a :class:`KubeApi`."""
 
@@ -57,8 +82,10 @@ class Reconciler:
         api: KubeApi,
         clock: Callable[[], datetime] = utc_now,
         prometheus_timeout: float = analysis.QUERY_TIMEOUT_SECONDS,
+        training_account: str = DEFAULT_TRAINING_ACCOUNT,
     ) -> None:
         self.api = api
+        self.training_account = training_account
         self.clock = clock
         self.prometheus_timeout = prometheus_timeout
         self._ctr_checked_at: dict[str, float] = {}
@@ -85,7 +112,7 @@ class Reconciler:
         metadata = body["metadata"]
         status = body.get("status") or {}
         try:
-            spec = parse_policy_spec(body.get("spec") or {}, metadata["namespace"])
+            spec = self._parse(body)
         except PolicyError:
             logger.info("policy deleted; its spec was invalid, so nothing to revert")
             return
@@ -107,6 +134,13 @@ class Reconciler:
         if job_name and decisions.phase_of(status) == Phase.TRAINING:
             self.api.delete_job(metadata["namespace"], job_name)
             logger.info(f"policy deleted: tuning Job {job_name} deleted")
+
+    def _parse(self, policy: Mapping[str, Any]) -> PolicySpec:
+        return parse_policy_spec(
+            policy.get("spec") or {},
+            policy["metadata"]["namespace"],
+            training_account=self.training_account,
+        )
 
     # Steps ------------------------------------------------------------------------
 
@@ -131,8 +165,9 @@ class Reconciler:
 
     def _write(self, policy: Mapping[str, Any], status: Mapping[str, Any]) -> None:
         metadata = policy["metadata"]
+        patch = merge_patch(policy.get("status") or {}, status)
         self.api.patch_policy_status(
-            metadata["namespace"], metadata["name"], status, metadata["resourceVersion"]
+            metadata["namespace"], metadata["name"], patch, metadata["resourceVersion"]
         )
 
     def _step(self, policy: Mapping[str, Any], logger: logging.Logger) -> bool:
@@ -142,7 +177,7 @@ class Reconciler:
         status = policy.get("status") or {}
         now = self.clock()
         try:
-            spec = parse_policy_spec(policy.get("spec") or {}, metadata["namespace"])
+            spec = self._parse(policy)
         except PolicyError as error:
             ERRORS.labels(kind="invalid_spec").inc()
             if (

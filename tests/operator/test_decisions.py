@@ -104,7 +104,7 @@ def test_hold_and_extend_stay_in_canary(spec, sets):
         decision = Decision(outcome, "X", "m")
         new = decisions.record_analysis(status, None, decision, T0, 1)
         assert new["phase"] == "Canary"
-        assert new["canary"]["decision"] == str(outcome)
+        assert new["analysis"]["decision"] == str(outcome)
 
 
 def test_failed_round_marks_degraded(spec, sets):
@@ -127,7 +127,7 @@ def test_history_is_bounded(spec, sets):
 
 def test_spec_change_mid_canary_restarts_analysis(spec, sets):
     status = _canary(spec, sets)
-    status["canary"]["lastAnalysisAt"] = decisions.format_time(T0)
+    status["analysis"]["lastAnalysisAt"] = decisions.format_time(T0)
     status["canary"]["candidateSamples"] = 500
     changed = dataclasses.replace(
         spec, rollout=dataclasses.replace(spec.rollout, canary_percent=30)
@@ -137,7 +137,8 @@ def test_spec_change_mid_canary_restarts_analysis(spec, sets):
     restarted = decisions.restart_canary_if_spec_changed(status, changed, later, 2)
     assert restarted["phase"] == "Canary"
     assert restarted["canary"]["startedAt"] == decisions.format_time(later)
-    assert restarted["canary"]["percent"] == 30
+    assert restarted["analysis"]["percent"] == 30
+    assert "lastAnalysisAt" not in restarted["analysis"]
     assert "candidateSamples" not in restarted["canary"]
     assert restarted["observedGeneration"] == 2
 
@@ -151,7 +152,7 @@ def test_spec_change_rejecting_candidate_rolls_back(spec, sets):
     narrower = dataclasses.replace(spec, space=HyperparamSpace.from_dicts(entries))
     new = decisions.restart_canary_if_spec_changed(status, narrower, T0, 2)
     assert new["phase"] == "RollingBack"
-    assert new["canary"]["reason"] == "OutOfBounds"
+    assert new["analysis"]["reason"] == "OutOfBounds"
 
 
 def test_analysis_waits_for_interval(spec, sets):
