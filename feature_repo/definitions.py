@@ -191,8 +191,9 @@ content_landscape = FeatureView(
         Field(
             name="topic_distribution",
             dtype=Array(Float32),
-            description="Mean topic vector of the items rated in the trailing 7 "
-            "days, weighted by their ratings count.",
+            description="Topic distribution of the trailing 7 days' ratings: "
+            "the rating-weighted mean of each item's softmax over its topic "
+            "loadings (sums to 1).",
         ),
         Field(
             name="landscape_ratings_7d",

@@ -68,18 +68,14 @@ class BuildSummary:
         ]
 
 
-def resolve_end_date(
-    end_date: datetime | None, latest_event: datetime, now: datetime
-) -> datetime:
-    """Return the materialisation end date as a UTC datetime.
-
-    Defaults to the latest event timestamp in the sources, capped at ``now``.
+def check_end_date(end_date: datetime | None, now: datetime) -> datetime | None:
+    """Return ``end_date`` in UTC (naive means UTC), or ``None`` when not given.
 
     Raises:
         FeatureStoreError: ``end_date`` is later than ``now``.
     """
     if end_date is None:
-        return min(latest_event, now)
+        return None
     if end_date.tzinfo is None:
         end_date = end_date.replace(tzinfo=UTC)
     end_date = end_date.astimezone(UTC)
@@ -204,21 +200,24 @@ def build_features(
     Raises:
         FeatureStoreError: Invalid definitions, inputs, end date or sources.
     """
+    # Check the cheap arguments before the models are fitted.
     now = now or datetime.now(UTC)
+    end_date = check_end_date(end_date, now)
+    definitions = load_definitions(repo_path)
+    store = open_store(repo_path, online_store, redis_url)
     if inputs is None:
         from adaptrec.features.inputs import inputs_from_models
 
         inputs = inputs_from_models(dataset)
 
     # Compute the frames and check them against the definitions before writing.
-    definitions = load_definitions(repo_path)
     frames = compute_feature_frames(dataset, inputs)
     check_frames(frames, definitions)
-    latest_event = max(frame[EVENT_TIMESTAMP].max() for frame in frames.values())
-    end_date = resolve_end_date(end_date, latest_event.to_pydatetime(), now)
+    if end_date is None:
+        latest_event = max(frame[EVENT_TIMESTAMP].max() for frame in frames.values())
+        end_date = min(latest_event.to_pydatetime(), now)
 
     # Write the parquet sources and check that Feast can read them back.
-    store = open_store(repo_path, online_store, redis_url)
     digests: dict[str, str] = {}
     for name, view in definitions.feature_views.items():
         columns = required_columns(view)

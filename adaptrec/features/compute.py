@@ -200,6 +200,11 @@ def _trailing_sum(daily: np.ndarray, window: int) -> np.ndarray:
     return cumulative - shifted
 
 
+def _softmax_rows(values: np.ndarray) -> np.ndarray:
+    shifted = np.exp(values - values.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 def _daily_matrix(
     rows: np.ndarray, days: np.ndarray, n_rows: int, n_days: int, weights=None
 ) -> np.ndarray:
@@ -270,7 +275,7 @@ def compute_popularity_and_landscape(
     )
     active_users = (_trailing_sum(users_daily, window) > 0).sum(axis=0)
     shares = counts[:, active] / totals[active]
-    topic_mix = shares.T @ np.asarray(item_topics, dtype=np.float64)
+    topic_mix = shares.T @ _softmax_rows(np.asarray(item_topics, dtype=np.float64))
     active_items = (counts[:, active] > 0).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = -np.where(shares > 0, shares * np.log(shares), 0.0).sum(axis=0)

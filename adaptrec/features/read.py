@@ -41,6 +41,7 @@ UNKNOWN = "unknown"
 EXPIRED = "expired"
 
 _BUILD_HINT = "run `adaptrec features build` first"
+_PRESENT_STATUS = int(FieldStatus.PRESENT)
 
 
 def _service(store: FeatureStore, name: str) -> FeatureService:
@@ -70,13 +71,14 @@ def _found(vector) -> np.ndarray:
     SQLite marks a missing entity NOT_FOUND, but Feast 0.67's Redis store returns it
     as PRESENT with an empty value and a zero timestamp, so both are checked.
     """
-    return np.array(
-        [
-            status == FieldStatus.PRESENT and value.WhichOneof("val") is not None
-            for status, value in zip(vector.statuses, vector.values, strict=True)
-        ],
+    count = len(vector.statuses)
+    statuses = np.fromiter(vector.statuses, dtype=np.int64, count=count)
+    has_value = np.fromiter(
+        (value.WhichOneof("val") is not None for value in vector.values),
         dtype=bool,
+        count=count,
     )
+    return (statuses == _PRESENT_STATUS) & has_value
 
 
 def check_entity_ids(values: Sequence, key: str) -> None:
@@ -203,19 +205,15 @@ class OnlineFeatureReader:
         self.store = store
         self.service = _service(store, service)
         views = _service_views(store, self.service)
-        self._ttl = {
-            feature: view.ttl
-            for view, features in views
-            for feature in features
+        # Every feature of a view shares its row, so presence and age are checked
+        # once per view, on the view's first feature.
+        self._view_features = {view.name: features for view, features in views}
+        self._view_ttl = {
+            view.name: view.ttl.total_seconds()
+            for view, _ in views
             if view.ttl and view.ttl > timedelta(0)
         }
-        self._profile_features = [
-            feature
-            for view, features in views
-            if view.name == PROFILE_VIEW
-            for feature in features
-        ]
-        if not self._profile_features:
+        if PROFILE_VIEW not in self._view_features:
             raise FeatureStoreError(
                 f"feature service {service!r} has no {PROFILE_VIEW!r} features, so "
                 "it cannot tell a known user from an unknown one: add the view to "
@@ -241,36 +239,41 @@ class OnlineFeatureReader:
             features=self.service, entity_rows={USER_KEY: user_ids}
         )
 
-        # Drop values whose event timestamp is older than the TTL; Feast's online
-        # read returns whatever was materialised, however old.
+        # Drop values whose event timestamp is older than the TTL, because Feast's
+        # online read returns whatever was materialised, however old.
         records = response.to_dict()
+        positions = {
+            name: index
+            for index, name in enumerate(response.proto.metadata.feature_names.val)
+        }
         values: dict[str, list] = {}
         present: dict[str, np.ndarray] = {}
         fresh: dict[str, np.ndarray] = {}
-        for name, vector in zip(
-            response.proto.metadata.feature_names.val,
-            response.proto.results,
-            strict=True,
-        ):
-            if name == USER_KEY:
-                continue
-            present[name] = _found(vector)
-            fresh[name] = present[name].copy()
-            if name in self._ttl:
-                ages = now_seconds - np.array(
-                    [stamp.seconds for stamp in vector.event_timestamps], np.float64
+        for view, features in self._view_features.items():
+            vector = response.proto.results[positions[features[0]]]
+            present[view] = _found(vector)
+            fresh[view] = present[view]
+            if view in self._view_ttl:
+                stamps = np.fromiter(
+                    (stamp.seconds for stamp in vector.event_timestamps),
+                    dtype=np.float64,
+                    count=len(user_ids),
                 )
-                fresh[name] &= ages <= self._ttl[name].total_seconds()
-            values[name] = [
-                value if ok else None
-                for value, ok in zip(records[name], fresh[name], strict=True)
-            ]
+                fresh[view] = fresh[view] & (
+                    now_seconds - stamps <= self._view_ttl[view]
+                )
+            for name in features:
+                values[name] = [
+                    value if ok else None
+                    for value, ok in zip(records[name], fresh[view], strict=True)
+                ]
 
         # The profile view decides: found and fresh is present, found but too old
         # is expired, not found is unknown.
-        profile = self._profile_features[0]
         status = []
-        for is_fresh, is_present in zip(fresh[profile], present[profile], strict=True):
+        for is_fresh, is_present in zip(
+            fresh[PROFILE_VIEW], present[PROFILE_VIEW], strict=True
+        ):
             if is_fresh:
                 status.append(PRESENT)
             elif is_present:

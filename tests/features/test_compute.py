@@ -117,9 +117,9 @@ def test_landscape_summarises_catalogue_week(dataset, inputs, frames):
     ]
     counts = window["item"].value_counts()
     shares = counts / counts.sum()
-    expected_topics = (
-        shares.to_numpy()[:, None] * inputs.item_topics[counts.index.to_numpy()]
-    ).sum(axis=0)
+    loadings = inputs.item_topics[counts.index.to_numpy()]
+    softmax = np.exp(loadings) / np.exp(loadings).sum(axis=1, keepdims=True)
+    expected_topics = (shares.to_numpy()[:, None] * softmax).sum(axis=0)
     entropy = -(shares * np.log(shares)).sum() / np.log(len(counts))
     head = int(np.ceil(0.1 * dataset.n_items))
 
@@ -127,6 +127,7 @@ def test_landscape_summarises_catalogue_week(dataset, inputs, frames):
     assert row["active_users_7d"] == window["user"].nunique()
     assert row["active_items_7d"] == len(counts)
     np.testing.assert_allclose(row["topic_distribution"], expected_topics, rtol=1e-5)
+    assert sum(row["topic_distribution"]) == pytest.approx(1.0, rel=1e-5)
     assert row["popularity_entropy"] == pytest.approx(entropy, rel=1e-5)
     assert row["top_decile_share"] == pytest.approx(
         shares.sort_values(ascending=False)[:head].sum(), rel=1e-5
