@@ -1,0 +1,1 @@
+"""Helpers for adaptrec's own test tiers; nothing here runs in production."""
