@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,7 +179,7 @@ def _materialise(
 def build_features(
     repo_path: str | Path,
     dataset: Dataset,
-    inputs: FeatureInputs | None = None,
+    inputs: FeatureInputs | Callable[[], FeatureInputs] | None = None,
     *,
     online_store: str = "sqlite",
     redis_url: str | None = None,
@@ -190,8 +191,9 @@ def build_features(
     Args:
         repo_path: The feature repository folder (feature_repo/).
         dataset: Ratings and item metadata.
-        inputs: Model outputs to compute from; ``None`` fits the models on
-            ``dataset`` first (see ``adaptrec.features.inputs``).
+        inputs: Model outputs to compute from, or a function that returns them,
+            called once the repository and options are checked. ``None`` fits
+            the quick models on ``dataset`` (see ``adaptrec.features.inputs``).
         online_store: ``"sqlite"`` or ``"redis"``.
         redis_url: Redis server for ``online_store="redis"``.
         end_date: Materialise events up to this time; defaults to the latest event.
@@ -209,6 +211,8 @@ def build_features(
         from adaptrec.features.inputs import inputs_from_models
 
         inputs = inputs_from_models(dataset)
+    elif callable(inputs):
+        inputs = inputs()
 
     # Compute the frames and check them against the definitions before writing.
     frames = compute_feature_frames(dataset, inputs)

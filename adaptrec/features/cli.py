@@ -58,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "local folder of ratings (default: %(default)s)",
     )
     build.add_argument(
+        "--preset",
+        choices=("quick", "full"),
+        default="quick",
+        help="model budgets for the NVDM and Node2Vec: quick (minutes on "
+        "MovieLens-100K) or full (default: %(default)s)",
+    )
+    build.add_argument(
         "--online-store",
         choices=ONLINE_STORES,
         default="sqlite",
@@ -84,6 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _build(args: argparse.Namespace) -> int:
     from adaptrec.data import load_dataset
     from adaptrec.features.build import build_features, check_end_date
+    from adaptrec.features.inputs import inputs_from_models
+    from adaptrec.models import ModelConfig
 
     # Reject bad options before the dataset is loaded and the models are fitted.
     end_date = parse_end_date(args.end_date) if args.end_date else None
@@ -93,9 +102,11 @@ def _build(args: argparse.Namespace) -> int:
             "--redis-url needs --online-store redis: add it or drop --redis-url"
         )
     dataset = load_dataset(args.dataset)
+    config = ModelConfig.quick() if args.preset == "quick" else ModelConfig()
     summary = build_features(
         args.repo,
         dataset,
+        lambda: inputs_from_models(dataset, config),
         online_store=args.online_store,
         redis_url=args.redis_url,
         end_date=end_date,

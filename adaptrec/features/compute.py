@@ -218,8 +218,8 @@ def compute_popularity_and_landscape(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compute per-item popularity and the catalogue landscape for every UTC day.
 
-    A row exists for each day whose trailing window has at least one rating (of the
-    item, or anywhere in the catalogue for the landscape).
+    A row exists for each day, up to the last day with a rating, whose trailing
+    window has at least one rating (of the item, or anywhere for the landscape).
     """
     first_day = int(ratings["day"].min())
     n_days = int(ratings["day"].max()) - first_day + 1
