@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from adaptrec.hyperparams import HyperparamSet
+
 logger = logging.getLogger(__name__)
 
 N_ACTIONS = 3
@@ -517,6 +519,29 @@ class DQNAgent:
             float(np.mean(history.episode_mean_rewards[-100:])),
         )
         return history
+
+    def greedy_hyperparams(
+        self, env: gym.Env, seed: int | None = None
+    ) -> HyperparamSet:
+        """Run one greedy episode on ``env`` and return the hyperparameters it ends
+        with: the agent's choice when a single set must be deployed.
+
+        Raises:
+            DQNError: when the environment's ``info`` carries no ``hyperparams``.
+        """
+        observation, info = env.reset(seed=seed)
+        done = False
+        while not done:
+            action = self.act(observation, greedy=True)
+            observation, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        values = info.get("hyperparams")
+        if not isinstance(values, dict):
+            raise DQNError(
+                "the environment's info has no 'hyperparams' mapping, so there is "
+                "no hyperparameter set to return"
+            )
+        return HyperparamSet(values)
 
     def _record_episode(
         self,

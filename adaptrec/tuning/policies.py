@@ -24,7 +24,7 @@ import torch
 
 from adaptrec.hyperparams import HyperparamSet, HyperparamSpace
 from adaptrec.tuning.dqn import DQNAgent, DQNError
-from adaptrec.tuning.env import apply_action
+from adaptrec.tuning.env import HyperparamTuningEnv, apply_action
 from adaptrec.tuning.state import StateTracker, TunableRecommender
 
 
@@ -134,6 +134,29 @@ class DQNTuner:
         self._pending: tuple[np.ndarray, np.ndarray] | None = None
         self._pending_reward: float | None = None
         self._items: np.ndarray | None = None
+
+    @classmethod
+    def for_env(
+        cls,
+        agent: DQNAgent,
+        env: HyperparamTuningEnv,
+        *,
+        learn: bool = False,
+        start: HyperparamSet | None = None,
+    ) -> DQNTuner:
+        """Build a tuner with ``env``'s recommender, space, slate length and state
+        settings, so the agent gets the features it was trained on."""
+        return cls(
+            agent,
+            env.recommender,
+            env.space,
+            env.tracker.item_content,
+            k=env.k,
+            learn=learn,
+            start=start,
+            history_length=env.tracker.history_length,
+            history_dim=env.tracker.history_dim,
+        )
 
     def recommend(self, day: int, users: Any) -> np.ndarray:
         """Pick the hyperparameters for ``users`` and return their slates ``[B, k]``."""

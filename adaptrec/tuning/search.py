@@ -79,6 +79,11 @@ class SearchResult:
     grid_size: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def trial_values(self) -> list[float]:
+        """Objective value of each trial, in order."""
+        return [trial.value for trial in self.trials]
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict for reports."""
         return {

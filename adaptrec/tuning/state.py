@@ -99,7 +99,8 @@ class StateTracker:
         item_content: Content embedding per item, ``[n_items, d]``.
         history_length: Clicked items kept for the history vector.
         history_dim: Principal components kept of the content embeddings.
-        default_beta: NVDM learning rate to use when ``beta`` is not tuned.
+        default_beta: NVDM learning rate to use when ``beta`` is not tuned;
+            ``recommender.config.default_beta`` when omitted and present.
     """
 
     def __init__(
@@ -123,6 +124,9 @@ class StateTracker:
                 f"history_length and history_dim must be >= 1, got "
                 f"{history_length} and {history_dim}"
             )
+        if default_beta is None:
+            model_config = getattr(recommender, "config", None)
+            default_beta = getattr(model_config, "default_beta", None)
         if "beta" not in space.names and default_beta is None:
             raise StateError(
                 "the space does not tune 'beta', so pass default_beta: the NVDM "
@@ -132,6 +136,7 @@ class StateTracker:
         self.space = space
         self.history_length = history_length
         self.history_dim = history_dim
+        self.item_content = content
         self.default_beta = default_beta
         self._projected_content = principal_components(content, history_dim)
         self._lows = np.array([spec.min for spec in space], dtype=np.float64)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from adaptrec.hyperparams import HyperparamSet
+from adaptrec.hyperparams import HyperparamSet, HyperparamSpace
 from adaptrec.tuning.env import HyperparamTuningEnv, TuningEnvError, apply_action
-from adaptrec.tuning.state import POPULARITY_FEATURES
+from adaptrec.tuning.state import POPULARITY_FEATURES, StateError, StateTracker
 
 
 def make_env(recommender, simulator, space, content, **options):
@@ -229,3 +229,14 @@ def test_out_of_space_action_rejected(recommender, simulator, space, content):
 
     with pytest.raises(TuningEnvError, match="is not in MultiDiscrete"):
         env.step(np.full(len(space), 3))
+
+
+def test_untuned_beta_needs_default(recommender, simulator, content):
+    weights_only = HyperparamSpace.from_dicts(
+        [{"name": "alpha", "min": 0.0, "max": 1.0, "step": 0.5, "initial": 0.5}]
+    )
+
+    with pytest.raises(StateError, match="pass default_beta"):
+        StateTracker(recommender, weights_only, content)
+    tracker = StateTracker(recommender, weights_only, content, default_beta=0.003)
+    assert tracker.observation_dim == 2 * recommender.n_topics + 16 + 3 + 1

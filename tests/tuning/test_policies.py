@@ -124,3 +124,24 @@ def test_observe_needs_recommend(trained_agent, recommender, space, content):
     tuner.recommend(0, np.arange(4))
     with pytest.raises(DQNError, match=r"clicks must have shape \(4,\)"):
         tuner.observe(np.zeros(3), np.full(3, -1))
+
+
+def test_tuner_for_env_matches_env_state(trained_agent, space):
+    agent, env = trained_agent
+    tuner = DQNTuner.for_env(agent, env)
+    observation, _ = env.reset(seed=9)
+    users = torch.as_tensor(env._users)
+
+    rebuilt = tuner.tracker.observation(users, space.initial())
+
+    np.testing.assert_array_equal(rebuilt, observation)
+    assert tuner.k == env.k
+
+
+def test_greedy_hyperparams_within_space(trained_agent, space):
+    agent, env = trained_agent
+
+    chosen = agent.greedy_hyperparams(env, seed=0)
+
+    assert chosen == agent.greedy_hyperparams(env, seed=0)
+    assert space.validate(chosen.values_dict) == chosen
