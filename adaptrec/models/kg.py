@@ -4,7 +4,7 @@ The graph has one node per KG entity and one per linked item. Every triple
 ``(head, relation, tail)`` adds an undirected edge ``head - tail`` (the relation is
 not used), and every item-entity link adds ``item - entity``. Node2Vec
 (Grover and Leskovec, KDD 2016) samples biased random walks with return parameter
-``p`` and in-out parameter ``q`` and trains skip-gram on them; ``fastnode2vec``
+``p`` and in-out parameter ``q`` and trains skip-gram on them. ``fastnode2vec``
 runs the walks in numba and the skip-gram in gensim's Word2Vec.
 
 The vectors know nothing about users. ``fit_kg_projection`` fine-tunes them on the

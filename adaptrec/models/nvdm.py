@@ -153,20 +153,22 @@ def fit_nvdm(
         leave=False,
     )
     model.train()
-    for _ in epochs:
-        order = torch.randperm(len(bags), generator=order_generator).to(device)
-        total = 0.0
-        for start in range(0, len(bags), budget.batch_size):
-            batch = bags[order[start : start + budget.batch_size]]
-            kl_weight = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
-            loss, _ = model.loss(batch, generator, kl_weight)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-            step += 1
-        history.append(total / len(bags))
-        epochs.set_postfix(neg_elbo=f"{history[-1]:.2f}")
+    # Callers may score under torch.no_grad() and so train a missing model there.
+    with torch.enable_grad():
+        for _ in epochs:
+            order = torch.randperm(len(bags), generator=order_generator).to(device)
+            total = 0.0
+            for start in range(0, len(bags), budget.batch_size):
+                batch = bags[order[start : start + budget.batch_size]]
+                kl_weight = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
+                loss, _ = model.loss(batch, generator, kl_weight)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(batch)
+                step += 1
+            history.append(total / len(bags))
+            epochs.set_postfix(neg_elbo=f"{history[-1]:.2f}")
     model.eval()
     logger.info(
         "NVDM lr=%g: negative ELBO %.2f -> %.2f over %d epochs",
