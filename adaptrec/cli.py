@@ -1,7 +1,8 @@
 """The ``adaptrec`` command line: one entry point for every component.
 
-Subcommands import their component lazily, so ``adaptrec run`` works without a
-Kubernetes client configured and ``adaptrec serve`` does not load the tuners.
+Only the invoked subcommand's module is imported, so ``adaptrec serve`` starts
+without loading the tuners and ``adaptrec run`` without the Kubernetes client.
+``adaptrec --help`` imports them all to list every option.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ log = logging.getLogger("adaptrec")
 
 
 class UsageError(Exception):
-    """A command-line value is invalid; the message says which and what to do."""
+    """A command-line value is invalid; the message names it and the fix."""
 
 
 # Errors caused by the user's input: printed as one line, without a traceback.
@@ -120,7 +121,8 @@ _SUBCOMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Build the parser; with ``command``, import only that subcommand's module."""
     parser = argparse.ArgumentParser(
         prog="adaptrec",
         description="Keep a hybrid recommender's hyperparameters tuned.",
@@ -134,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, add_parser in _SUBCOMMANDS.items():
+        if command is not None and name != command:
+            subparsers.add_parser(name, help=f"see adaptrec {name} --help")
+            continue
         try:
             add_parser(subparsers)
         except ImportError as error:
@@ -144,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in arguments if a in _SUBCOMMANDS), None)
+    parser = build_parser(command)
+    args = parser.parse_args(arguments)
     configure_logging(-1 if args.quiet else args.verbose)
     handler = getattr(args, "handler", None)
     if handler is None:
