@@ -3,7 +3,7 @@
 Each frame has the columns of one feature view in feature_repo/definitions.py plus
 ``event_timestamp``. Snapshots are per UTC day and stamped at the end of that day
 (the next midnight), the moment the day's ratings are all known. A training example
-at time t therefore sees only snapshots of days that ended at or before t, so its
+at time t therefore gets only snapshots of days that ended at or before t, so its
 own rating never leaks into its features.
 """
 
@@ -106,7 +106,7 @@ def compute_user_profiles(
     history_rows: list[np.ndarray] = []
 
     # Per user: cumulative counts at the end of each active day, and the history
-    # (positive items so far) that the topic encoder sees.
+    # (positive items so far) that the topic encoder reads.
     for user, group in ratings.groupby("user", sort=True):
         items = group["item"].to_numpy()
         positive = group["positive"].to_numpy()
@@ -173,7 +173,7 @@ def compute_item_content(
 ) -> pd.DataFrame:
     """Compute one row per item, stamped at the start of the item's first rated day.
 
-    Items nobody rated are stamped at the start of the dataset's first day.
+    Items without ratings are stamped at the start of the dataset's first day.
     """
     first_day = ratings.groupby("item")["day"].min()
     days = np.full(dataset.n_items, ratings["day"].min(), dtype=np.int64)

@@ -1,7 +1,7 @@
 """Fixtures for the feature repository tests: a small dataset, repo copies, stores.
 
 Most tests run on a synthetic dataset of 30 users and 40 items over 60 days, so a
-build takes seconds; one slow test builds the full MovieLens-100K.
+build takes seconds. One slow test builds the full MovieLens-100K.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def mean_topic_encoder(
 ) -> Callable[[sp.csr_matrix], tuple[np.ndarray, np.ndarray]]:
     """Return an encoder giving the mean and std of the history's item topics.
 
-    A stand-in for the NVDM encoder with the same contract, so the synthetic tests
-    need no model training; the slow MovieLens test uses the real NVDM.
+    It stands in for the NVDM encoder with the same contract, so the synthetic
+    tests need no model training. The slow MovieLens test uses the real NVDM.
     """
 
     def encode(histories: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:

@@ -51,7 +51,7 @@ def find_redis_server() -> str:
 
 
 def start_redis(directory: Path) -> RedisServer:
-    """Start redis-server on 127.0.0.1 with no persistence and wait until it answers.
+    """Start redis-server on 127.0.0.1 without persistence and wait for its PING reply.
 
     Raises:
         RuntimeError: The server exited or did not answer PING in time.
