@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from feast import FeatureStore, FeatureView
 from feast.errors import FeatureViewNotFoundException
+from feast.feast_object import FeastObject
 
 from adaptrec.data.dataset import Dataset
 from adaptrec.features.compute import (
@@ -233,7 +234,7 @@ def build_features(
     # Redis store skips a write whose timestamp is not newer than the stored one).
     state_path = _state_path(store)
     previous = _read_state(state_path)
-    changed = [
+    changed: list[FeastObject] = [
         view
         for name, view in definitions.feature_views.items()
         if previous.get(name) != digests[name]

@@ -188,7 +188,8 @@ def join_keys(view: FeatureView) -> list[str]:
 def required_columns(view: FeatureView) -> list[str]:
     """Return the columns ``view``'s source must contain: keys, timestamp, features."""
     columns = join_keys(view)
-    columns.append(view.batch_source.timestamp_field)
+    if view.batch_source is not None:
+        columns.append(view.batch_source.timestamp_field)
     columns.extend(feature.name for feature in view.features)
     return list(dict.fromkeys(columns))
 
