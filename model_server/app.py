@@ -238,9 +238,25 @@ def _add_exception_handlers(app: FastAPI, registry: ModelRepository) -> None:
     async def validation_error(request: Request, error: Exception) -> JSONResponse:
         # FastAPI validates v2 bodies against the open inference protocol schema.
         assert isinstance(error, RequestValidationError)
+        errors = error.errors()
+        if any(problem.get("type") == "json_invalid" for problem in errors):
+            detail = next(
+                str(problem.get("ctx", {}).get("error", problem.get("msg")))
+                for problem in errors
+                if problem.get("type") == "json_invalid"
+            )
+            message = f"request body is not valid JSON ({detail}); send {V2_EXAMPLE}"
+            return reject(
+                request,
+                HTTPStatus.BAD_REQUEST,
+                "MalformedBodyError",
+                message,
+                "body",
+                count=True,
+            )
         problems = []
         first_field = None
-        for problem in error.errors():
+        for problem in errors:
             location = [str(part) for part in problem.get("loc", ())]
             # The v2 body is declared as InferenceRequest | bytes; the bytes
             # branch only fails because the JSON branch did, so it adds nothing.

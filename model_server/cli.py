@@ -10,8 +10,9 @@ import argparse
 import os
 from pathlib import Path
 
-from .model import DEFAULT_MODEL_DIR
-
+# KServe's convention: the storage initializer downloads artefacts here. Defined
+# here rather than in .model so that building the CLI parser imports no kserve.
+DEFAULT_MODEL_DIR = "/mnt/models"
 DEFAULT_MODEL_NAME = "adaptrec"
 
 
@@ -96,13 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the model until SIGINT or SIGTERM; return the exit status."""
-    import torch
-
     from adaptrec.cli import UsageError
 
-    from .app import serve
-    from .model import RecommenderModel
-
+    # Paths are checked before torch and kserve load, which takes seconds.
     if not args.model_dir.is_dir():
         raise UsageError(
             f"--model-dir {args.model_dir} is not a directory; pass the directory "
@@ -113,6 +110,14 @@ def run(args: argparse.Namespace) -> int:
             f"--rollout-file {args.rollout_file} is a directory; pass the JSON file "
             "inside it"
         )
+
+    import torch
+
+    from adaptrec.models import ArtifactError
+
+    from .app import serve
+    from .model import RecommenderModel
+
     device = None
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available; use cpu")
@@ -129,13 +134,18 @@ def run(args: argparse.Namespace) -> int:
         feedback_window_s=args.feedback_window_seconds,
         device=device,
     )
-    serve(
-        model,
-        host=args.host,
-        port=args.http_port,
-        rollout_poll_s=args.rollout_poll_seconds,
-        access_log=args.access_log,
-    )
+    try:
+        serve(
+            model,
+            host=args.host,
+            port=args.http_port,
+            rollout_poll_s=args.rollout_poll_seconds,
+            access_log=args.access_log,
+        )
+    except ArtifactError as error:
+        raise UsageError(
+            f"cannot load the model in --model-dir {args.model_dir}: {error}"
+        ) from None
     return 0
 
 

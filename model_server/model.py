@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from adaptrec.hyperparams import HyperparamSpace
+from adaptrec.rollout import Rollout
 
 from . import metrics
 from ._kserve import InferenceVerb, InferRequest, kserve
+from .cli import DEFAULT_MODEL_DIR
 from .errors import RequestError, UnknownVersionError
 from .parsing import (
     Catalogue,
@@ -39,15 +42,15 @@ from .rollouts import COLD_START_VERSION, RolloutSource
 
 log = logging.getLogger(__name__)
 
-# KServe's convention: the storage initializer downloads artefacts here.
-DEFAULT_MODEL_DIR = "/mnt/models"
-
 
 class Recommender(Protocol):
     """Methods of a trained recommender that the server calls (HybridRecommender)."""
 
     space: HyperparamSpace
     n_items: int
+    # Binary users x items training matrix; its rows are the items each user has
+    # seen, which recommend leaves out.
+    train: sp.csr_matrix
 
     def recommend(
         self,
@@ -85,7 +88,8 @@ class RecommenderModel(kserve.Model):
         device: Torch device for scoring; CUDA when available, else CPU.
         loader: Reads the artefacts; ``HybridRecommender.load`` unless given.
             The loader must return an object with the :class:`Recommender`
-            methods plus raw ``user_ids`` and ``item_ids``.
+            methods plus raw ``user_ids`` and ``item_ids``, and optionally
+            ``prepare(sets)`` to train what a hyperparameter set needs.
     """
 
     def __init__(
@@ -118,6 +122,7 @@ class RecommenderModel(kserve.Model):
         self.recommender: Any = None
         self.catalogue: Catalogue | None = None
         self.limits: RequestLimits | None = None
+        self._train: sp.csr_matrix | None = None
         self._cold_ranking: np.ndarray | None = None
         self._cold_scores: np.ndarray | None = None
         self._served_counters: dict[str, Any] = {}
@@ -160,6 +165,7 @@ class RecommenderModel(kserve.Model):
 
         self.recommender = recommender
         self.catalogue = catalogue
+        self._train = sp.csr_matrix(recommender.train)
         self.limits = RequestLimits(
             n_items=catalogue.n_items,
             default_k=min(self.default_k, catalogue.n_items),
@@ -171,6 +177,7 @@ class RecommenderModel(kserve.Model):
             recommender.space,
             self.rollout_file,
             feedback_window_s=self.feedback_window_s,
+            prepare=self._prepare_sets,
         )
         self._artefacts_loaded = True
         self.rollouts.load()
@@ -185,6 +192,20 @@ class RecommenderModel(kserve.Model):
             self.ready,
         )
         return self.ready
+
+    def _prepare_sets(self, rollout: Rollout) -> None:
+        """Train the components that the rollout's sets need before they serve.
+
+        The hybrid recommender trains NVDM per ``beta`` and the KG projection per
+        ``gamma`` on first use, which would stall the first request of a new set.
+        """
+        prepare = getattr(self.recommender, "prepare", None)
+        if prepare is None:
+            return
+        sets = [rollout.stable]
+        if rollout.candidate is not None:
+            sets.append(rollout.candidate)
+        prepare(sets)
 
     def validate(self, payload: Any) -> Any:
         # preprocess has already checked the request against the catalogue.
@@ -318,6 +339,36 @@ class RecommenderModel(kserve.Model):
         hyperparams: Mapping[str, float],
         version: str,
     ) -> list[Slate]:
+        """Rank items for known users with one hyperparameter set, in order."""
+        # The recommender rejects a k larger than the items a user has left, so
+        # each user's k is capped at that count. Users with at least the largest
+        # capped k left share one batch, and the rare others are ranked one by one.
+        left = [self._unseen_count(user) for user in users]
+        sizes = [min(user.k, count) for user, count in zip(users, left, strict=True)]
+        batch_k = max(sizes)
+        batch = [row for row in range(len(users)) if left[row] >= batch_k]
+        groups = [(batch, batch_k)]
+        for row in range(len(users)):
+            if left[row] < batch_k:
+                groups.append(([row], sizes[row]))
+
+        slates: dict[int, Slate] = {}
+        for rows, k in groups:
+            if k == 0:
+                items = np.empty((len(rows), 0), dtype=np.int64)
+                scores = np.empty((len(rows), 0), dtype=np.float64)
+            else:
+                group = [users[row] for row in rows]
+                items, scores = self._recommend(group, hyperparams, k)
+            for position, row in enumerate(rows):
+                slates[row] = self._slate(
+                    users[row], items[position], scores[position], version, False
+                )
+        return [slates[row] for row in range(len(users))]
+
+    def _recommend(
+        self, users: Sequence[UserRequest], hyperparams: Mapping[str, float], k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         assert self.catalogue is not None
         indices = torch.tensor(
             [self.catalogue.user_index[user.user_id] for user in users],
@@ -327,17 +378,22 @@ class RecommenderModel(kserve.Model):
         exclude = None
         if any(user.exclude for user in users):
             exclude = [list(user.exclude) for user in users]
-        k = max(user.k for user in users)
         with torch.inference_mode():
             items, scores = self.recommender.recommend(
                 indices, hyperparams, k, exclude_train=True, exclude=exclude
             )
-        item_rows = items.cpu().numpy()
-        score_rows = scores.cpu().numpy().astype(np.float64)
-        return [
-            self._slate(user, item_rows[row], score_rows[row], version, False)
-            for row, user in enumerate(users)
-        ]
+        return items.cpu().numpy(), scores.cpu().numpy().astype(np.float64)
+
+    def _unseen_count(self, user: UserRequest) -> int:
+        """Count the items left for a known user once seen and excluded ones go."""
+        assert self.catalogue is not None and self._train is not None
+        index = self.catalogue.user_index[user.user_id]
+        start, end = self._train.indptr[index], self._train.indptr[index + 1]
+        left = self.catalogue.n_items - (end - start)
+        if user.exclude:
+            seen = set(self._train.indices[start:end].tolist())
+            left -= len(set(user.exclude) - seen)
+        return int(left)
 
     def _rank_cold_start(self, user: UserRequest) -> Slate:
         assert self._cold_ranking is not None and self._cold_scores is not None
@@ -367,12 +423,6 @@ class RecommenderModel(kserve.Model):
         assert self.catalogue is not None
         items = items[: user.k]
         scores = scores[: user.k]
-        # Excluded and already-seen items score -inf. When a user has fewer
-        # unseen items than k, they fill the tail of the top-k and are dropped.
-        keep = np.isfinite(scores)
-        if not keep.all():
-            items = items[keep]
-            scores = scores[keep]
         return Slate(
             user_id=user.user_id,
             items=self.catalogue.item_ids[items].tolist(),

@@ -195,7 +195,7 @@ def parse_v2(
         )
     if "user_id" not in inputs:
         raise MissingFieldError(
-            "inputs has no 'user_id' tensor; send the raw user ids as "
+            "inputs.user_id is missing; send the raw user ids as a tensor "
             '{"name": "user_id", "datatype": "BYTES", "shape": [B], "data": [...]}',
             "inputs.user_id",
         )
@@ -448,8 +448,8 @@ def _tensor_values(infer_input: Any, shape: tuple[int, ...], field: str) -> list
     expected = math.prod(shape)
     if len(values) != expected:
         raise InvalidFieldError(
-            f"{field} has {len(values)} elements but its shape {list(shape)} needs "
-            f"{expected}",
+            f"{field}.data has {len(values)} elements but the shape {list(shape)} "
+            f"needs {expected}",
             f"{field}.data",
         )
     return values

@@ -62,6 +62,10 @@ class RolloutSource:
             rollout still counts as recently served, so that clicks on slates
             shown before a rollout change are accepted.
         clock: Monotonic time source in seconds.
+        prepare: Called with a rollout before it goes live, in the polling
+            thread, so that slow work (training the components a new set needs)
+            happens while the previous rollout still serves. An exception rejects
+            the rollout like an invalid file.
     """
 
     def __init__(
@@ -71,12 +75,14 @@ class RolloutSource:
         path: str | Path | None = None,
         feedback_window_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        prepare: Callable[[Rollout], None] | None = None,
     ) -> None:
         self.model_name = model_name
         self.space = space
         self.path = None if path is None else Path(path)
         self.feedback_window_s = feedback_window_s
         self._clock = clock
+        self._prepare = prepare
         self._active: ActiveRollout | None = None
         # Version -> clock time at which it left the rollout.
         self._retired: dict[str, float] = {}
@@ -98,6 +104,8 @@ class RolloutSource:
         """
         if self.path is None:
             rollout = Rollout(stable=self.space.initial())
+            if self._prepare is not None:
+                self._prepare(rollout)
             self._apply(rollout, "the initial values of the hyperparameter space", None)
             return True
         self.poll()
@@ -126,6 +134,18 @@ class RolloutSource:
         except RolloutError as error:
             self._reject(digest, str(error))
             return False
+        if self._prepare is not None:
+            try:
+                self._prepare(rollout)
+            except Exception as error:
+                # Whatever failed, the sets already serving stay; the error is
+                # logged with the file it came from.
+                self._reject(
+                    digest,
+                    f"preparing its hyperparameter sets failed: "
+                    f"{type(error).__name__}: {error}",
+                )
+                return False
         self._apply(rollout, str(self.path), digest)
         return True
 
