@@ -10,20 +10,8 @@ import pytest
 from adaptrec.model_server.rollouts import COLD_START_VERSION, RolloutSource
 from prometheus_client import REGISTRY
 
-from adaptrec.hyperparams import HyperparamSet, HyperparamSpace
 from adaptrec.rollout import Rollout
-
-SPACE = HyperparamSpace.from_yaml()
-
-
-def hyperparams(**overrides: float) -> HyperparamSet:
-    values = SPACE.initial().values_dict
-    values.update(overrides)
-    return HyperparamSet(values)
-
-
-def write_rollout(path: Path, rollout: Rollout) -> None:
-    path.write_text(json.dumps(rollout.to_json_dict()))
+from tests.model_server.conftest import SPACE, hyperparams, write_rollout
 
 
 def reload_errors(model: str) -> float:
