@@ -208,3 +208,20 @@ def test_unbuilt_repository_rejected(repo):
 
     with pytest.raises(FeatureStoreError, match="adaptrec features build"):
         read_training_features(open_store(repo), examples)
+
+
+def test_naive_timestamps_read_as_utc(offline, dataset):
+    _, store, _ = offline
+    examples = _examples(dataset).head(20)
+    aware = read_training_features(store, examples)
+    naive = examples.assign(
+        event_timestamp=examples["event_timestamp"]
+        .dt.tz_localize(None)
+        .astype("datetime64[us]")
+    )
+
+    result = read_training_features(store, naive)
+
+    assert result["n_ratings"].fillna(-1).tolist() == (
+        aware["n_ratings"].fillna(-1).tolist()
+    )
