@@ -94,7 +94,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", choices=["full", "quick"], default="full")
     parser.add_argument("--fold", type=int, default=0, help="fold index, 0..4")
     parser.add_argument("--hyperparams", help="YAML space (default: packaged)")
+    parser.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: torch's choice)"
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
     config = ModelConfig.quick() if args.preset == "quick" else ModelConfig()
