@@ -33,6 +33,7 @@ import torch
 from adaptrec.hyperparams import HyperparamError, HyperparamSpace
 from adaptrec.models.common import ArtifactError, ModelError
 from adaptrec.models.config import ModelConfig
+from adaptrec.models.embeddings import ItemEmbeddings
 from adaptrec.models.nvdm import NVDM
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def load_recommender(directory: Path, device: torch.device) -> HybridRecommender
         ArtifactError: naming the file that is missing, corrupt, fails its
             checksum or has another format version.
     """
-    from adaptrec.models.hybrid import HybridRecommender, ItemEmbeddings
+    from adaptrec.models.hybrid import HybridRecommender
 
     manifest = _read_manifest(directory)
     for name, digest in manifest["files"].items():

@@ -19,7 +19,7 @@ from adaptrec.models import cf, content, kg, nvdm
 
 if TYPE_CHECKING:
     from adaptrec.models.config import ModelConfig
-    from adaptrec.models.hybrid import ItemEmbeddings
+    from adaptrec.models.embeddings import ItemEmbeddings
 
 logger = logging.getLogger(__name__)
 
