@@ -319,9 +319,11 @@ class DQNAgent:
         self.n_heads = n_heads
         self.device = self.config.resolved_device()
 
-        torch.manual_seed(self.config.seed)
-        self.q_network = self._build_network()
-        self.target_network = self._build_network()
+        # Seed the initial weights without touching the caller's global torch RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            self.q_network = self._build_network()
+            self.target_network = self._build_network()
         self.target_network.load_state_dict(self.q_network.state_dict())
         self.optimizer = torch.optim.Adam(
             self.q_network.parameters(), lr=self.config.learning_rate

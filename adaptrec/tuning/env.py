@@ -11,6 +11,10 @@ Reward: each served user contributes 1 for a click and 0 otherwise, and the step
 reward is the mean over the step's users, the batch's click-through rate in
 ``[0, 1]``. Episodes end by truncation after ``episode_length`` steps and never
 terminate.
+
+NOTE: ``HybridRecommender`` trains NVDM and the KG projection on the first use of
+each ``beta`` and ``gamma`` value. Call its ``prepare()`` before training an agent,
+or the first step that reaches a new value also trains a model.
 """
 
 from __future__ import annotations
