@@ -130,7 +130,6 @@ def test_simulated_clicks_match_probabilities(simulator):
 
     clicks, positions = simulator.simulate(users, items, day=0, rng=rng)
 
-    expected = simulator.click_probabilities(users[:1], items[:1])[0]
     for user in range(4):
         mask = users == user
         expected = simulator.click_probabilities([user], items[:1])[0]

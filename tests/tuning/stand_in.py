@@ -109,12 +109,10 @@ class StandInRecommender:
         popularity = torch.tensor(np.log1p(dense.sum(axis=0)), device=self.device)
         self._popularity = popularity[None, :]
         self.n_topics = n_topics
-        self.calls = 0
 
     def score(
         self, users: torch.Tensor, hyperparams: Mapping[str, float]
     ) -> torch.Tensor:
-        self.calls += 1
         users = users.to(self.device)
         parts = {
             "alpha": self._users[users] @ self._items.T,
