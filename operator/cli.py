@@ -103,10 +103,14 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     if args.all_namespaces and args.namespace:
         raise UsageError("--all-namespaces and --namespace exclude each other")
+    # Plain namespace names need no namespace listing, which a namespaced Role
+    # forbids; kopf would retry it for a minute before falling back.
+    patterns = any(set("*?[!") & set(name) for name in args.namespace)
     registry = build_registry(
         configuration,
         args.tick_interval,
         training_account=args.training_service_account,
+        scan_cluster=not args.namespace or patterns,
     )
     if args.metrics_port:
         address = args.metrics_address

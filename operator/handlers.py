@@ -47,11 +47,14 @@ def build_registry(
     tick_interval: float,
     reconciler_factory: Callable[[KubeApi], Reconciler] | None = None,
     training_account: str = DEFAULT_TRAINING_ACCOUNT,
+    scan_cluster: bool = True,
 ) -> kopf.OperatorRegistry:
     """Register the handlers for HyperparamPolicy on a new registry.
 
     ``tick_interval`` is the seconds between two reconciles of one policy; each
-    reconcile also checks whether an analysis interval has passed.
+    reconcile also checks whether an analysis interval has passed. Without
+    ``scan_cluster``, kopf serves the namespaces it is given and does not list
+    namespaces, which a namespaced Role does not allow.
     """
     registry = kopf.OperatorRegistry()
     shared: dict[str, Any] = {}
@@ -75,6 +78,7 @@ def build_registry(
         settings.watching.server_timeout = 60
         settings.watching.client_timeout = 70
         settings.networking.request_timeout = 30
+        settings.scanning.disabled = not scan_cluster
         shared["reconciler"] = reconciler_factory(KubeApi(configuration))
 
     @kopf.on.cleanup(registry=registry)

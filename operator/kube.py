@@ -9,6 +9,7 @@ mounted ServiceAccount, through the ``kubernetes`` package's loaders.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -72,20 +73,29 @@ def bearer_header(
         ) or configuration.get_api_key_with_prefix("authorization")
 
 
+def ssl_context(configuration: Configuration) -> ssl.SSLContext | bool:
+    """Build the TLS context: the cluster's CA and, if configured, a client
+    certificate."""
+    if not configuration.host.startswith("https"):
+        return False
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if configuration.cert_file and configuration.key_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return context
+
+
 class KubeApi:
     """Typed helpers over the REST API for policies, Jobs, Pods, ConfigMaps and
     InferenceServices. Thread-safe: kopf runs sync handlers in a thread pool."""
 
     def __init__(self, configuration: Configuration) -> None:
         self.configuration = configuration
-        verify: Any = configuration.ssl_ca_cert or configuration.verify_ssl
-        cert = None
-        if configuration.cert_file and configuration.key_file:
-            cert = (configuration.cert_file, configuration.key_file)
         self._client = httpx.Client(
             base_url=configuration.host,
-            verify=verify,
-            cert=cert,
+            verify=ssl_context(configuration),
             timeout=REQUEST_TIMEOUT_SECONDS,
         )
         self._lock = threading.Lock()
