@@ -20,6 +20,7 @@ import torch
 from gymnasium import spaces
 
 from adaptrec.data.dataset import Dataset
+from adaptrec.tuning.env import HyperparamTuningEnv
 
 GENRES = ("Action", "Comedy", "Drama", "Horror")
 
@@ -209,3 +210,12 @@ class TargetPointEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         return (self.point / (self.size - 1)).astype(np.float32)
+
+
+def small_env(recommender, simulator, space, content, **options) -> HyperparamTuningEnv:
+    """Return a tuning environment with 16 users per step and 5-step episodes."""
+    settings = {"users_per_step": 16, "episode_length": 5, "seed": 0}
+    settings.update(options)
+    return HyperparamTuningEnv(
+        recommender, simulator, space, item_content=content, **settings
+    )

@@ -18,8 +18,7 @@ from adaptrec.tuning.dqn import (
     branching_td_target,
     linear_schedule,
 )
-from adaptrec.tuning.env import HyperparamTuningEnv
-from tests.tuning.stand_in import TargetPointEnv
+from tests.tuning.stand_in import TargetPointEnv, small_env
 
 STARTS = [(0, 10), (10, 10), (0, 0), (5, 5), (10, 0)]
 
@@ -246,15 +245,7 @@ def test_for_env_rejects_other_action_spaces():
 
 
 def test_trains_on_tuning_env(recommender, simulator, space, content):
-    env = HyperparamTuningEnv(
-        recommender,
-        simulator,
-        space,
-        item_content=content,
-        users_per_step=16,
-        episode_length=5,
-        seed=0,
-    )
+    env = small_env(recommender, simulator, space, content)
     config = DQNConfig(
         batch_size=8, learning_starts=8, hidden_sizes=(32,), device="cpu", seed=0
     )

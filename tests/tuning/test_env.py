@@ -10,16 +10,9 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from adaptrec.hyperparams import HyperparamSet, HyperparamSpace
-from adaptrec.tuning.env import HyperparamTuningEnv, TuningEnvError, apply_action
+from adaptrec.tuning.env import TuningEnvError, apply_action
 from adaptrec.tuning.state import POPULARITY_FEATURES, StateError, StateTracker
-
-
-def make_env(recommender, simulator, space, content, **options):
-    settings = {"users_per_step": 16, "episode_length": 5, "seed": 0}
-    settings.update(options)
-    return HyperparamTuningEnv(
-        recommender, simulator, space, item_content=content, **settings
-    )
+from tests.tuning.stand_in import small_env as make_env
 
 
 class RecordingRecommender:

@@ -8,21 +8,13 @@ import pytest
 import torch
 
 from adaptrec.tuning.dqn import DQNAgent, DQNConfig, DQNError
-from adaptrec.tuning.env import HyperparamTuningEnv
 from adaptrec.tuning.policies import DQNTuner, FixedPolicy
+from tests.tuning.stand_in import small_env
 
 
 @pytest.fixture(scope="module")
 def trained_agent(recommender, simulator, space, content):
-    env = HyperparamTuningEnv(
-        recommender,
-        simulator,
-        space,
-        item_content=content,
-        users_per_step=16,
-        episode_length=5,
-        seed=0,
-    )
+    env = small_env(recommender, simulator, space, content)
     config = DQNConfig(
         batch_size=16,
         learning_starts=16,
