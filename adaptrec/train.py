@@ -1,9 +1,9 @@
 """``adaptrec train``: one DQN tuning round, the operator's training Job command.
 
 The Job passes the policy's declared hyperparameters and agent settings as JSON
-(``--spec-json``). The trainer builds the hybrid recommender (item features from
-the Feast repository when ``--feature-repo`` is given, else computed from the
-dataset), fits a user simulator on every rating, trains the DQN agent in the
+(``--spec-json``). The trainer builds the hybrid recommender, with item features
+from the Feast repository when ``--feature-repo`` is given, else computed from the
+dataset. It fits a user simulator on every rating, trains the DQN agent in the
 tuning environment and runs one greedy episode to choose a set. The result::
 
     {"hyperparams": {"version", "values"}, "metrics": {...}, "episodes": n}
@@ -335,12 +335,13 @@ def _finite(result: dict[str, Any]) -> dict[str, Any]:
 # Environment ---------------------------------------------------------------------
 
 
-def _item_embeddings_from_feast(args: argparse.Namespace, dataset: Any, base: Any):
-    """Replace content and KG embeddings with the Feast repository's, as of the
-    newest rating, so training uses the features that serving reads."""
+def _item_embeddings_from_feast(args: argparse.Namespace, dataset: Any):
+    """Read content and KG embeddings from the Feast repository, as of the newest
+    rating, so training uses the item features that serving reads."""
     import pandas as pd
 
     from adaptrec.features.store import open_store
+    from adaptrec.models import ItemEmbeddings
 
     repo = Path(args.feature_repo)
     if args.feature_store_yaml:
@@ -371,11 +372,13 @@ def _item_embeddings_from_feast(args: argparse.Namespace, dataset: Any, base: An
             f"{int(missing.sum())} items (first: {frame.index[missing][0]!r}); run "
             "'adaptrec features build' for this dataset"
         )
-    base.content = np.stack(frame["content_embedding"].to_numpy()).astype(np.float32)
-    base.kg = np.stack(frame["kg_embedding"].to_numpy()).astype(np.float32)
-    base.kg_mask = frame["has_kg"].to_numpy().astype(bool)
+    embeddings = ItemEmbeddings(
+        content=np.stack(frame["content_embedding"].to_numpy()).astype(np.float32),
+        kg=np.stack(frame["kg_embedding"].to_numpy()).astype(np.float32),
+        kg_mask=frame["has_kg"].to_numpy().astype(bool),
+    )
     log.info("read item features of %d items from Feast %s", len(frame), repo)
-    return base
+    return embeddings
 
 
 def _repo_with_config(repo: Path, config: Path) -> Path:
@@ -404,9 +407,10 @@ def build_environment(args: argparse.Namespace, space: HyperparamSpace, seed: in
         recommender = HybridRecommender.load(args.model_dir, device=device)
         content = recommender.embeddings.content
     else:
-        embeddings = ItemEmbeddings.compute(dataset, model_config)
         if args.feature_repo:
-            embeddings = _item_embeddings_from_feast(args, dataset, embeddings)
+            embeddings = _item_embeddings_from_feast(args, dataset)
+        else:
+            embeddings = ItemEmbeddings.compute(dataset, model_config)
         recommender = HybridRecommender.fit(
             dataset,
             dataset.positives(),

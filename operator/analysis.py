@@ -83,8 +83,8 @@ class PrometheusClient:
     def query_scalar(self, promql: str) -> float | None:
         """Run an instant query and return its single value.
 
-        Returns None when Prometheus is unreachable, answers with an error, or the
-        result is empty, not a single series, or not a finite number.
+        Returns None when Prometheus is unreachable, returns an error, or the result
+        is empty, not a single series, or not a finite number.
         """
         try:
             response = httpx.get(

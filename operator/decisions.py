@@ -501,7 +501,7 @@ def mark_invalid(
 
 @dataclass(frozen=True)
 class TargetState:
-    """What the target must serve in the current phase."""
+    """The sets and the canary share that the target must serve in a phase."""
 
     stable: HyperparamSet
     candidate: HyperparamSet | None

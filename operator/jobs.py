@@ -104,7 +104,7 @@ def _trainer_args(spec: PolicySpec) -> list[str]:
 
 
 def is_distributed(spec: PolicySpec) -> bool:
-    """Whether the round runs under torchrun (several pods or several GPUs)."""
+    """Return whether the round runs under torchrun (several pods or GPUs)."""
     return spec.training.replicas > 1 or spec.training.gpus_per_replica > 1
 
 

@@ -165,8 +165,10 @@ class KubeApi:
         status: Mapping[str, Any],
         resource_version: str,
     ) -> dict[str, Any]:
-        """Merge ``status`` into the policy's status if nobody wrote it since
-        ``resource_version`` was read; raises :class:`ConflictError` otherwise."""
+        """Merge ``status`` into the policy's status, on the condition that the
+        policy is still at ``resource_version``.
+
+        Raises :class:`ConflictError` when another client wrote it since."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         result = self.request(
             "PATCH",

@@ -104,7 +104,7 @@ class AgentSettings:
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """How the tuning Job runs: image, command, resources and placement."""
+    """The tuning Job's image, command, resources and placement."""
 
     image: str
     command: list[str] | None
@@ -131,7 +131,7 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class RolloutSpec:
-    """How a candidate set is rolled out, measured and decided."""
+    """The canary settings: strategy, share, analysis and decision thresholds."""
 
     strategy: str
     canary_percent: int

@@ -1,13 +1,13 @@
 """One reconcile of one HyperparamPolicy: read, decide, act, record.
 
 The kopf timer calls :meth:`Reconciler.reconcile` every few seconds. Each step
-reads the policy fresh from the API server, asks :mod:`decisions` what comes next,
-performs idempotent side effects (create-or-get a Job with a deterministic name,
-patch the target only when it differs) and writes the new status with the
-resourceVersion it read, so a concurrent write makes the step start over instead
-of overwriting progress. The status is written before the side effect it
-announces, so an operator killed between the two redoes the side effect and
-nothing else.
+reads the policy fresh from the API server and gets the next transition from
+:mod:`decisions`. It performs idempotent side effects (create-or-get a Job with a
+deterministic name, patch the target only when it differs) and writes the new
+status with the resourceVersion it read. A concurrent write therefore makes the
+step start over instead of overwriting progress. The status is written before
+the side effect it announces, so an operator killed between the two redoes the
+side effect and nothing else.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from adaptrec.operator.policy import (
 
 from adaptrec.hyperparams import HyperparamSet
 
-# A step moves the policy one phase; a few steps per tick let a fast round (a
+# A step moves the policy one phase. A few steps per tick let a fast round (a
 # Job that is already complete) move on without waiting for the next tick.
 MAX_STEPS_PER_TICK = 4
 MAX_CONFLICT_RETRIES = 5
@@ -47,7 +47,7 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class TargetView:
-    """The target after it was made to serve what the status asks."""
+    """The target's state after a reconcile made it serve the desired sets."""
 
     ready: bool
     serves_desired: bool
@@ -469,7 +469,7 @@ class Reconciler:
             patch = targets.configmap_patch(configmap, key, rollout)
             if patch is not None:
                 configmap = self.api.patch_configmap(namespace, name, patch)
-                logger.info(f"rollout ConfigMap {name} now holds {describe}")
+                logger.info(f"rollout ConfigMap {name} now contains {describe}")
         serves = targets.read_configmap_rollout(configmap, key) == rollout
         return TargetView(targets.isvc_ready(isvc), serves, False)
 

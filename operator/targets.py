@@ -7,7 +7,7 @@ revision. A change to the environment makes KServe create a revision, so the
 candidate runs beside the previous, stable revision. KServe splits traffic this way
 only in Serverless mode; in RawDeployment mode the field is ignored.
 
-``userHash``: the model server's rollout ConfigMap holds
+``userHash``: the model server's rollout ConfigMap contains
 ``{"stable", "candidate", "canaryPercent"}`` under one key, and the server assigns
 each user by a stable hash of the user id.
 
@@ -164,7 +164,7 @@ def _predictor_status(isvc: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def isvc_ready(isvc: Mapping[str, Any]) -> bool:
-    """Whether the InferenceService is Ready and its newest revision is ready."""
+    """Return whether the InferenceService and its newest revision are ready."""
     conditions = (isvc.get("status") or {}).get("conditions") or []
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
@@ -178,7 +178,7 @@ def isvc_ready(isvc: Mapping[str, Any]) -> bool:
 
 
 def isvc_serves_stable(isvc: Mapping[str, Any], hyperparams: HyperparamSet) -> bool:
-    """Whether the rolled-out revision carries ``hyperparams`` with all traffic.
+    """Return whether the rolled-out revision serves ``hyperparams`` to all traffic.
 
     Without KServe's predictor status (no controller writes it, as in tests), the
     spec alone is checked.
