@@ -41,3 +41,9 @@ def policy() -> dict[str, Any]:
 @pytest.fixture
 def spec(policy: dict[str, Any]) -> PolicySpec:
     return parse_policy_spec(policy["spec"], policy["metadata"]["namespace"])
+
+
+# The cluster tier's fixtures (binaries, control_plane, crds, namespace) are
+# shared with tests/cluster; importing them here makes them visible to this
+# folder's tests.
+from tests.cluster.conftest import binaries, control_plane, crds, namespace  # noqa: E402, F401
