@@ -1,5 +1,5 @@
-"""Baseline tuners through Optuna: grid search and Gaussian-process Bayesian
-optimisation.
+"""Baseline tuners through Optuna: grid search, Gaussian-process Bayesian
+optimisation, TPE and random search.
 
 Both maximise an objective over the declared hyperparameter space within an
 evaluation budget. The pipeline's objective is NDCG@10 on a validation split carved
@@ -10,6 +10,9 @@ from the training fold (:func:`ndcg_objective`), so neither tuner reads a test f
   subsampled evenly so that the product fits the budget.
 - Bayesian optimisation (:func:`gp_search`, Optuna's seeded ``GPSampler``) runs
   ``budget`` trials and suggests every value on its declared step grid.
+- TPE (:func:`tpe_search`, Optuna's seeded ``TPESampler``) and random search
+  (:func:`random_search`, ``RandomSampler``) run ``budget`` trials on the same step
+  grids, as further baselines at the same budget.
 
 Optuna's per-trial log lines are silenced for the duration of a search in favour of
 a progress bar.
@@ -37,6 +40,7 @@ from adaptrec.tuning.state import TunableRecommender
 logger = logging.getLogger(__name__)
 
 Objective = Callable[[HyperparamSet], float]
+Method = Literal["grid", "gp", "tpe", "random"]
 
 
 class SearchError(ValueError):
@@ -57,7 +61,7 @@ class SearchResult:
     """Outcome of one search.
 
     Attributes:
-        method: ``"grid"`` or ``"gp"``.
+        method: ``"grid"``, ``"gp"``, ``"tpe"`` or ``"random"``.
         best: The set with the highest objective value.
         best_value: Its objective value.
         trials: Every evaluation, in order.
@@ -68,7 +72,7 @@ class SearchResult:
         grid_size: Number of grid points (grid search only).
     """
 
-    method: Literal["grid", "gp"]
+    method: Method
     best: HyperparamSet
     best_value: float
     trials: list[TrialRecord]
@@ -213,7 +217,7 @@ def ndcg_objective(
 
 
 def _run_study(
-    method: Literal["grid", "gp"],
+    method: Method,
     sampler: optuna.samplers.BaseSampler,
     objective: Objective,
     space: HyperparamSpace,
@@ -289,3 +293,43 @@ def _check_budget(budget: Any) -> None:
 def grid_points(grid: Mapping[str, list[float]]) -> int:
     """Return the number of points in a per-dimension grid."""
     return math.prod(len(values) for values in grid.values())
+
+
+def tpe_search(
+    objective: Objective,
+    space: HyperparamSpace,
+    budget: int,
+    *,
+    seed: int = 0,
+    n_startup_trials: int = 10,
+    progress: bool = True,
+) -> SearchResult:
+    """Run ``budget`` trials of the Tree-structured Parzen Estimator (Optuna's
+    ``TPESampler``).
+
+    The first ``min(n_startup_trials, budget)`` trials are drawn at random, as in
+    :func:`gp_search`, so the two differ only in their surrogate model.
+    """
+    _check_budget(budget)
+    startup = min(n_startup_trials, budget)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+    result = _run_study("tpe", sampler, objective, space, budget, budget, progress)
+    result.extra["n_startup_trials"] = startup
+    return result
+
+
+def random_search(
+    objective: Objective,
+    space: HyperparamSpace,
+    budget: int,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> SearchResult:
+    """Evaluate ``budget`` sets drawn uniformly from each hyperparameter's step grid.
+
+    Draws are independent, so a set may repeat on a small space.
+    """
+    _check_budget(budget)
+    sampler = optuna.samplers.RandomSampler(seed=seed)
+    return _run_study("random", sampler, objective, space, budget, budget, progress)
