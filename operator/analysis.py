@@ -236,12 +236,19 @@ def decide_canary(
 ) -> Decision:
     """Decide what to do with a running canary. A pure function of its inputs.
 
-    No data holds, and rolls back at the deadline. Too few samples extends. A
-    significant regression that is not also within the margin rolls back.
-    Non-inferiority promotes, but only when the candidate is ready. Anything else
-    extends until the deadline, where it rolls back.
+    No data (including a version that has served nothing) holds, and rolls back
+    at the deadline. Too few samples extends. A significant regression that is
+    not also within the margin rolls back. Non-inferiority promotes, but only
+    when the candidate is ready. Anything else extends until the deadline, where
+    it rolls back.
     """
     past_deadline = elapsed_seconds >= rollout.deadline
+    if figures is not None and not (
+        figures.stable.recommendations > 0 and figures.candidate.recommendations > 0
+    ):
+        # Series that exist but count nothing yet (a server exports its counters
+        # at 0 before any user arrives) are no data either.
+        figures = None
     if figures is None:
         if past_deadline:
             return Decision(

@@ -74,6 +74,12 @@ def test_no_data_holds_then_rolls_back(rollout):
     assert late.reason == "NoData"
 
 
+def test_version_without_traffic_holds(rollout):
+    decision = decide_canary(_figures(30, 300, 0, 0), rollout, 600, True)
+    assert decision.outcome == Outcome.HOLD
+    assert decision.reason == "NoData"
+
+
 def test_unready_candidate_never_promotes(rollout):
     figures = _figures(100, 2000, 160, 2000)
     held = decide_canary(figures, rollout, 600, False)
