@@ -60,8 +60,7 @@ class HyperparamSpec:
             )
         if not self.step > 0:
             raise HyperparamError(
-                f"hyperparameter {self.name!r}: step must be positive, "
-                f"got {self.step}"
+                f"hyperparameter {self.name!r}: step must be positive, got {self.step}"
             )
         if not self.min <= self.initial <= self.max:
             raise HyperparamError(
@@ -76,7 +75,9 @@ class HyperparamSpec:
     def grid(self) -> list[float]:
         """Return every value reachable from ``min`` in whole steps, up to ``max``."""
         count = int(math.floor((self.max - self.min) / self.step + 1e-9)) + 1
-        return [round(self.min + i * self.step, _VERSION_DECIMALS) for i in range(count)]
+        return [
+            round(self.min + i * self.step, _VERSION_DECIMALS) for i in range(count)
+        ]
 
     def snap(self, value: float) -> float:
         """Return the grid value nearest to ``value``."""
@@ -114,7 +115,9 @@ class HyperparamSpace:
         return [spec.name for spec in self.specs]
 
     @classmethod
-    def from_dicts(cls, entries: list[Mapping[str, Any]], source: str = "") -> HyperparamSpace:
+    def from_dicts(
+        cls, entries: list[Mapping[str, Any]], source: str = ""
+    ) -> HyperparamSpace:
         """Build a space from ``[{name, min, max, step, initial}, ...]``."""
         where = f" in {source}" if source else ""
         if not isinstance(entries, list):
@@ -206,7 +209,13 @@ class HyperparamSpace:
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [
-            {"name": s.name, "min": s.min, "max": s.max, "step": s.step, "initial": s.initial}
+            {
+                "name": s.name,
+                "min": s.min,
+                "max": s.max,
+                "step": s.step,
+                "initial": s.initial,
+            }
             for s in self.specs
         ]
 
@@ -216,7 +225,8 @@ class HyperparamSet(Mapping[str, float]):
 
     def __init__(self, values: Mapping[str, float]) -> None:
         self._values = {
-            name: round(float(value), _VERSION_DECIMALS) for name, value in values.items()
+            name: round(float(value), _VERSION_DECIMALS)
+            for name, value in values.items()
         }
 
     def __getitem__(self, name: str) -> float:
@@ -284,8 +294,12 @@ def _numbers(values: Any) -> dict[str, float]:
     result = {}
     for name, value in values.items():
         if not isinstance(value, int | float) or isinstance(value, bool):
-            raise HyperparamError(f"hyperparameter {name!r} must be a number, got {value!r}")
+            raise HyperparamError(
+                f"hyperparameter {name!r} must be a number, got {value!r}"
+            )
         if not math.isfinite(value):
-            raise HyperparamError(f"hyperparameter {name!r} must be finite, got {value!r}")
+            raise HyperparamError(
+                f"hyperparameter {name!r} must be finite, got {value!r}"
+            )
         result[str(name)] = float(value)
     return result

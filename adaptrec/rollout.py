@@ -69,7 +69,9 @@ class Rollout:
     def to_json_dict(self) -> dict[str, Any]:
         return {
             "stable": self.stable.to_json_dict(),
-            "candidate": None if self.candidate is None else self.candidate.to_json_dict(),
+            "candidate": None
+            if self.candidate is None
+            else self.candidate.to_json_dict(),
             "canaryPercent": self.canary_percent,
         }
 
@@ -113,7 +115,9 @@ class Rollout:
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:
-            raise RolloutError(f"rollout file {path} is not valid JSON: {error}") from None
+            raise RolloutError(
+                f"rollout file {path} is not valid JSON: {error}"
+            ) from None
         try:
             return cls.from_json_dict(document, space)
         except RolloutError as error:
