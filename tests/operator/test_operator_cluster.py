@@ -550,3 +550,31 @@ def test_write_conflicts_are_retried(crds, namespace):
     assert status["round"] == 1
     jobs = get_json(plane, "jobs", "-n", namespace)["items"]
     assert [job["metadata"]["name"] for job in jobs] == [status["lastJobName"]]
+
+
+def test_schedule_starts_next_round(harness):
+    manifest = policy_manifest(harness.namespace, harness.prometheus.url)
+    manifest["spec"]["schedule"] = {"interval": "5s"}
+    apply(harness.plane, manifest)
+    harness.finish_training(message="")
+    harness.wait_phase("Stable")
+
+    job = harness.wait_for_job(round_number=2)
+    status = harness.status()
+    assert status["roundReason"] == "Schedule"
+    assert job.endswith("-r2-" + harness.policy()["metadata"]["uid"][:8])
+
+
+def test_low_ctr_starts_next_round(harness):
+    manifest = policy_manifest(
+        harness.namespace, harness.prometheus.url, analysisInterval="4s", deadline="8s"
+    )
+    manifest["spec"]["schedule"] = {"ctrThreshold": 0.5}
+    apply(harness.plane, manifest)
+    harness.finish_training(message="")
+    harness.wait_phase("Stable")
+
+    # Only the stable set serves, at a click-through well below the threshold.
+    with harness.traffic(stable_rate=0.1, candidate_rate=0.0):
+        harness.wait_for_job(round_number=2)
+    assert harness.status()["roundReason"] == "CTRBelowThreshold"
