@@ -8,7 +8,6 @@ import pytest
 from adaptrec.hyperparams import HyperparamSpace
 from adaptrec.rollout import Rollout, RolloutError, user_bucket
 
-
 # SHA-256 buckets of fixed ids. Servers of different releases must agree on them,
 # so a change here moves users between stable and candidate mid-rollout.
 BUCKET_OF_42 = 37
