@@ -25,6 +25,19 @@ from adaptrec.operator.reconcile import Reconciler
 from kubernetes.client import Configuration
 
 FINALIZER = "adaptrec.io/finalizer"
+# kopf's per-object loggers are adapters over this logger.
+OBJECT_LOGGER = logging.getLogger("kopf.objects")
+
+
+class QuietTimerFilter(logging.Filter):
+    """Drop kopf's line for each successful timer run.
+
+    Object log lines become Kubernetes Events, and the reconcile timer succeeds
+    every tick, so this line alone would post an Event per policy per tick.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timer 'reconcile' succeeded")
 
 
 def connection_info(configuration: Configuration) -> kopf.ConnectionInfo:
@@ -71,6 +84,9 @@ def build_registry(
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Lines logged through a handler's logger become Events on the policy.
         settings.posting.loggers = True
+        quiet = QuietTimerFilter()
+        if not any(isinstance(f, QuietTimerFilter) for f in OBJECT_LOGGER.filters):
+            OBJECT_LOGGER.addFilter(quiet)
         settings.posting.level = logging.INFO
         settings.posting.reporting_component = "adaptrec-operator"
         settings.persistence.finalizer = FINALIZER
