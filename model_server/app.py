@@ -329,4 +329,7 @@ def _add_exception_handlers(app: FastAPI, registry: ModelRepository) -> None:
     app.add_exception_handler(ModelNotFound, model_not_found)
     app.add_exception_handler(ModelNotReady, model_not_ready)
     app.add_exception_handler(NotImplementedError, not_implemented)
+    # A specific class is handled by ExceptionMiddleware, which returns the
+    # response; the catch-all Exception handler also re-raises to the server.
+    app.add_exception_handler(ResponseEncodingError, server_error)
     app.add_exception_handler(Exception, server_error)

@@ -89,6 +89,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--score-cache-mb",
+        type=float,
+        default=256.0,
+        help="memory budget in MiB for precomputed scores of every training user "
+        "under each live hyperparameter set; 0 computes scores per request "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=_positive_int,
+        default=1,
+        help="threads torch may use within one scoring call (default: %(default)s, "
+        "because a request scores a few users, where more threads cost more in "
+        "synchronisation than they save; scale with replicas instead)",
+    )
+    parser.add_argument(
         "--access-log",
         action="store_true",
         help="log one line per HTTP request (off by default: it costs throughput)",
@@ -118,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from .app import serve
     from .model import RecommenderModel
 
+    torch.set_num_threads(args.torch_threads)
     device = None
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available; use cpu")
@@ -132,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         max_users=args.max_users,
         max_events=args.max_events,
         feedback_window_s=args.feedback_window_seconds,
+        score_cache_mb=args.score_cache_mb,
         device=device,
     )
     try:

@@ -27,7 +27,7 @@ from adaptrec.rollout import Rollout
 from . import metrics
 from ._kserve import InferenceVerb, InferRequest, kserve
 from .cli import DEFAULT_MODEL_DIR
-from .errors import RequestError, UnknownVersionError
+from .errors import RequestError, ResponseEncodingError, UnknownVersionError
 from .parsing import (
     Catalogue,
     RecommendRequest,
@@ -39,6 +39,7 @@ from .parsing import (
 )
 from .responses import Slate, encode_v1, encode_v2
 from .rollouts import COLD_START_VERSION, RolloutSource
+from .score_cache import ScoreCache, budget_bytes
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class RecommenderModel(kserve.Model):
         max_events: Most click events one feedback request may carry.
         feedback_window_s: Seconds that a version which left the rollout still
             accepts clicks.
+        score_cache_mb: Memory budget in MiB for precomputed scores of the live
+            sets (see ``score_cache``); 0 scores every request from scratch.
         device: Torch device for scoring; CUDA when available, else CPU.
         loader: Reads the artefacts; ``HybridRecommender.load`` unless given.
             The loader must return an object with the :class:`Recommender`
@@ -102,6 +105,7 @@ class RecommenderModel(kserve.Model):
         max_users: int = 100,
         max_events: int = 1000,
         feedback_window_s: float = 3600.0,
+        score_cache_mb: float = 256.0,
         device: torch.device | None = None,
         loader: Callable[[Path, torch.device], Any] | None = None,
     ) -> None:
@@ -115,6 +119,8 @@ class RecommenderModel(kserve.Model):
         self.max_users = max_users
         self.max_events = max_events
         self.feedback_window_s = feedback_window_s
+        self.score_cache_mb = score_cache_mb
+        self.score_cache: ScoreCache | None = None
         if device is None:
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.device = device
@@ -172,6 +178,9 @@ class RecommenderModel(kserve.Model):
             max_users=self.max_users,
             max_events=self.max_events,
         )
+        self.score_cache = ScoreCache(
+            recommender, self.device, budget_bytes(self.score_cache_mb)
+        )
         self.rollouts = RolloutSource(
             self.name,
             recommender.space,
@@ -199,13 +208,14 @@ class RecommenderModel(kserve.Model):
         The hybrid recommender trains NVDM per ``beta`` and the KG projection per
         ``gamma`` on first use, which would stall the first request of a new set.
         """
-        prepare = getattr(self.recommender, "prepare", None)
-        if prepare is None:
-            return
         sets = [rollout.stable]
         if rollout.candidate is not None:
             sets.append(rollout.candidate)
-        prepare(sets)
+        prepare = getattr(self.recommender, "prepare", None)
+        if prepare is not None:
+            prepare(sets)
+        if self.score_cache is not None:
+            self.score_cache.rebuild(sets)
 
     def validate(self, payload: Any) -> Any:
         # preprocess has already checked the request against the catalogue.
@@ -235,8 +245,8 @@ class RecommenderModel(kserve.Model):
             if user.user_id not in self.catalogue.user_index:
                 cold_positions.append(position)
                 continue
-            hyperparams = active.rollout.assign(user.user_id)
-            group = groups.setdefault(hyperparams.version, (hyperparams, []))
+            hyperparams, version = active.assign(user.user_id)
+            group = groups.setdefault(version, (hyperparams, []))
             group[1].append(position)
 
         for version, (hyperparams, positions) in groups.items():
@@ -359,7 +369,7 @@ class RecommenderModel(kserve.Model):
                 scores = np.empty((len(rows), 0), dtype=np.float64)
             else:
                 group = [users[row] for row in rows]
-                items, scores = self._recommend(group, hyperparams, k)
+                items, scores = self._recommend(group, hyperparams, version, k)
             for position, row in enumerate(rows):
                 slates[row] = self._slate(
                     users[row], items[position], scores[position], version, False
@@ -367,21 +377,28 @@ class RecommenderModel(kserve.Model):
         return [slates[row] for row in range(len(users))]
 
     def _recommend(
-        self, users: Sequence[UserRequest], hyperparams: Mapping[str, float], k: int
+        self,
+        users: Sequence[UserRequest],
+        hyperparams: Mapping[str, float],
+        version: str,
+        k: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         assert self.catalogue is not None
-        indices = torch.tensor(
-            [self.catalogue.user_index[user.user_id] for user in users],
-            dtype=torch.long,
-            device=self.device,
-        )
+        rows = [self.catalogue.user_index[user.user_id] for user in users]
+        # torch.from_numpy is several times faster than torch.tensor on a list.
+        indices = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(self.device)
         exclude = None
         if any(user.exclude for user in users):
             exclude = [list(user.exclude) for user in users]
-        with torch.inference_mode():
-            items, scores = self.recommender.recommend(
-                indices, hyperparams, k, exclude_train=True, exclude=exclude
-            )
+        assert self.score_cache is not None
+        cached = self.score_cache.top_k(version, indices, k, exclude)
+        if cached is not None:
+            items, scores = cached
+        else:
+            with torch.inference_mode():
+                items, scores = self.recommender.recommend(
+                    indices, hyperparams, k, exclude_train=True, exclude=exclude
+                )
         return items.cpu().numpy(), scores.cpu().numpy().astype(np.float64)
 
     def _unseen_count(self, user: UserRequest) -> int:
@@ -423,6 +440,12 @@ class RecommenderModel(kserve.Model):
         assert self.catalogue is not None
         items = items[: user.k]
         scores = scores[: user.k]
+        if not np.isfinite(scores).all():
+            raise ResponseEncodingError(
+                f"model {self.name} scored user {user.user_id!r} with non-finite "
+                f"values {scores.tolist()}; JSON cannot carry them and the ranking "
+                "is unreliable"
+            )
         return Slate(
             user_id=user.user_id,
             items=self.catalogue.item_ids[items].tolist(),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from adaptrec.hyperparams import HyperparamSpace
+from adaptrec.hyperparams import HyperparamSet, HyperparamSpace
 from adaptrec.rollout import Rollout, RolloutError
 
 from . import metrics
@@ -41,13 +41,31 @@ class ActiveRollout:
     source: str
     digest: str | None
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # HyperparamSet.version hashes the values on every access, so the versions
+    # are computed once here for the request path.
+    stable_version: str = field(init=False)
+    candidate_version: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        candidate = self.rollout.candidate
+        object.__setattr__(self, "stable_version", self.rollout.stable.version)
+        object.__setattr__(
+            self, "candidate_version", None if candidate is None else candidate.version
+        )
 
     @property
     def versions(self) -> set[str]:
-        versions = {self.rollout.stable.version}
-        if self.rollout.candidate is not None:
-            versions.add(self.rollout.candidate.version)
+        versions = {self.stable_version}
+        if self.candidate_version is not None:
+            versions.add(self.candidate_version)
         return versions
+
+    def assign(self, user_id: str) -> tuple[HyperparamSet, str]:
+        """Return the set that serves ``user_id`` and its version."""
+        hyperparams = self.rollout.assign(user_id)
+        if hyperparams is self.rollout.candidate and self.candidate_version:
+            return hyperparams, self.candidate_version
+        return hyperparams, self.stable_version
 
 
 class RolloutSource:
