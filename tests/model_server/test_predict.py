@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from adaptrec.model_server.rollouts import COLD_START_VERSION
+from adaptrec.model_server.score_cache import ScoreCache
 from prometheus_client import REGISTRY
 
 from adaptrec.rollout import Rollout
@@ -262,3 +264,67 @@ def test_canary_sets_rank_differently(
 
     assert as_candidate["version"] != as_stable["version"]
     assert as_candidate["items"] != as_stable["items"]
+
+
+def test_non_finite_scores_fail_clearly(
+    served: ServedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real model does not produce NaN on demand, so this wraps its recommend
+    # to inject the fault the server must report as its own error.
+    recommend = served.model.recommender.recommend
+
+    def recommend_nan(*args: object, **kwargs: object) -> tuple:
+        items, scores = recommend(*args, **kwargs)
+        return items, torch.full_like(scores, float("nan"))
+
+    monkeypatch.setattr(served.model.recommender, "recommend", recommend_nan)
+    # An empty cache sends every request through recommend.
+    empty = ScoreCache(served.model.recommender, served.model.device, max_bytes=0)
+    monkeypatch.setattr(served.model, "score_cache", empty)
+
+    response = served.client.post(
+        f"/v1/models/{served.name}:predict", json={"instances": ["196"]}
+    )
+
+    assert response.status_code == 500
+    assert "non-finite" in response.json()["error"]
+    assert "Traceback" not in response.text
+
+
+def test_score_cache_matches_recommend(served: ServedModel) -> None:
+    model = served.model
+    assert model.score_cache is not None
+    hyperparams = SPACE.initial()
+    assert model.score_cache.versions == [hyperparams.version]
+    users = torch.arange(0, 60, 2)
+    exclude = [[int(user) % 7, 100 + int(user)] for user in users]
+
+    for excluded in (None, exclude):
+        cached = model.score_cache.top_k(hyperparams.version, users, 10, excluded)
+        assert cached is not None
+        items, scores = model.recommender.recommend(
+            users, hyperparams, 10, exclude_train=True, exclude=excluded
+        )
+        assert torch.equal(cached[0], items)
+        assert torch.allclose(cached[1], scores)
+
+
+def test_uncached_server_gives_same_slates(
+    served: ServedModel, saved_model: SavedModel
+) -> None:
+    body = {
+        "instances": ["1", {"userId": "2", "exclude": ["50", "100"]}, "3", "x"],
+        "k": 10,
+    }
+    cached = predict_v1(served, body)
+
+    for uncached in serve_in_process(
+        "hybrid-uncached", saved_model, score_cache_mb=0, max_users=5
+    ):
+        assert uncached.model.score_cache is not None
+        assert uncached.model.score_cache.versions == []
+        fresh = predict_v1(uncached, body)
+
+    assert [p["items"] for p in fresh] == [p["items"] for p in cached]
+    for new, old in zip(fresh, cached, strict=True):
+        assert new["scores"] == pytest.approx(old["scores"], rel=1e-5)
