@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 
@@ -27,18 +26,13 @@ from adaptrec.rollout import Rollout
 from . import metrics
 from ._kserve import InferenceVerb, InferRequest, kserve
 from .cli import DEFAULT_MODEL_DIR
-from .errors import RequestError, ResponseEncodingError, UnknownVersionError
-from .parsing import (
-    Catalogue,
-    RecommendRequest,
-    RequestLimits,
-    UserRequest,
-    parse_feedback,
-    parse_v1,
-    parse_v2,
-)
+from .errors import RequestError, UnknownVersionError
+from .parsing import parse_feedback, parse_v1
+from .parsing_v2 import parse_v2
+from .ranking import Ranker
+from .request_types import Catalogue, RecommendRequest, RequestLimits
 from .responses import Slate, encode_v1, encode_v2
-from .rollouts import COLD_START_VERSION, RolloutSource
+from .rollouts import RolloutSource
 from .score_cache import ScoreCache, budget_bytes
 
 log = logging.getLogger(__name__)
@@ -128,9 +122,7 @@ class RecommenderModel(kserve.Model):
         self.recommender: Any = None
         self.catalogue: Catalogue | None = None
         self.limits: RequestLimits | None = None
-        self._train: sp.csr_matrix | None = None
-        self._cold_ranking: np.ndarray | None = None
-        self._cold_scores: np.ndarray | None = None
+        self.ranker: Ranker | None = None
         self._served_counters: dict[str, Any] = {}
 
     @property
@@ -163,15 +155,8 @@ class RecommenderModel(kserve.Model):
                 f"{catalogue.n_items} item ids; the artefacts are inconsistent"
             )
 
-        # The cold-start ranking is the same for every unknown user, so it is
-        # sorted once here and each request only skips its excluded items.
-        cold_scores = recommender.cold_start_scores().detach().cpu().numpy()
-        self._cold_ranking = np.argsort(-cold_scores, kind="stable")
-        self._cold_scores = cold_scores.astype(np.float64)
-
         self.recommender = recommender
         self.catalogue = catalogue
-        self._train = sp.csr_matrix(recommender.train)
         self.limits = RequestLimits(
             n_items=catalogue.n_items,
             default_k=min(self.default_k, catalogue.n_items),
@@ -180,6 +165,9 @@ class RecommenderModel(kserve.Model):
         )
         self.score_cache = ScoreCache(
             recommender, self.device, budget_bytes(self.score_cache_mb)
+        )
+        self.ranker = Ranker(
+            self.name, recommender, catalogue, self.device, self.score_cache
         )
         self.rollouts = RolloutSource(
             self.name,
@@ -233,6 +221,7 @@ class RecommenderModel(kserve.Model):
         self, payload: RecommendRequest, headers: dict[str, str] | None = None
     ) -> Prediction:
         assert self.rollouts is not None and self.catalogue is not None
+        assert self.ranker is not None
         active = self.rollouts.active
         assert active is not None, "predict is only routed to a ready model"
         slates: list[Slate | None] = [None] * len(payload.users)
@@ -252,11 +241,11 @@ class RecommenderModel(kserve.Model):
         for version, (hyperparams, positions) in groups.items():
             users = [payload.users[position] for position in positions]
             for position, slate in zip(
-                positions, self._rank(users, hyperparams, version), strict=True
+                positions, self.ranker.rank(users, hyperparams, version), strict=True
             ):
                 slates[position] = slate
         for position in cold_positions:
-            slates[position] = self._rank_cold_start(payload.users[position])
+            slates[position] = self.ranker.rank_cold_start(payload.users[position])
 
         served = [slate for slate in slates if slate is not None]
         for slate in served:
@@ -342,117 +331,6 @@ class RecommenderModel(kserve.Model):
             "source": active.source,
             "loadedAt": active.loaded_at,
         }
-
-    def _rank(
-        self,
-        users: Sequence[UserRequest],
-        hyperparams: Mapping[str, float],
-        version: str,
-    ) -> list[Slate]:
-        """Rank items for known users with one hyperparameter set, in order."""
-        # The recommender rejects a k larger than the items a user has left, so
-        # each user's k is capped at that count. Users with at least the largest
-        # capped k left share one batch, and the rare others are ranked one by one.
-        left = [self._unseen_count(user) for user in users]
-        sizes = [min(user.k, count) for user, count in zip(users, left, strict=True)]
-        batch_k = max(sizes)
-        batch = [row for row in range(len(users)) if left[row] >= batch_k]
-        groups = [(batch, batch_k)]
-        for row in range(len(users)):
-            if left[row] < batch_k:
-                groups.append(([row], sizes[row]))
-
-        slates: dict[int, Slate] = {}
-        for rows, k in groups:
-            if k == 0:
-                items = np.empty((len(rows), 0), dtype=np.int64)
-                scores = np.empty((len(rows), 0), dtype=np.float64)
-            else:
-                group = [users[row] for row in rows]
-                items, scores = self._recommend(group, hyperparams, version, k)
-            for position, row in enumerate(rows):
-                slates[row] = self._slate(
-                    users[row], items[position], scores[position], version, False
-                )
-        return [slates[row] for row in range(len(users))]
-
-    def _recommend(
-        self,
-        users: Sequence[UserRequest],
-        hyperparams: Mapping[str, float],
-        version: str,
-        k: int,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        assert self.catalogue is not None
-        rows = [self.catalogue.user_index[user.user_id] for user in users]
-        # torch.from_numpy is several times faster than torch.tensor on a list.
-        indices = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(self.device)
-        exclude = None
-        if any(user.exclude for user in users):
-            exclude = [list(user.exclude) for user in users]
-        assert self.score_cache is not None
-        cached = self.score_cache.top_k(version, indices, k, exclude)
-        if cached is not None:
-            items, scores = cached
-        else:
-            with torch.inference_mode():
-                items, scores = self.recommender.recommend(
-                    indices, hyperparams, k, exclude_train=True, exclude=exclude
-                )
-        return items.cpu().numpy(), scores.cpu().numpy().astype(np.float64)
-
-    def _unseen_count(self, user: UserRequest) -> int:
-        """Count the items left for a known user once seen and excluded ones go."""
-        assert self.catalogue is not None and self._train is not None
-        index = self.catalogue.user_index[user.user_id]
-        start, end = self._train.indptr[index], self._train.indptr[index + 1]
-        left = self.catalogue.n_items - (end - start)
-        if user.exclude:
-            seen = set(self._train.indices[start:end].tolist())
-            left -= len(set(user.exclude) - seen)
-        return int(left)
-
-    def _rank_cold_start(self, user: UserRequest) -> Slate:
-        assert self._cold_ranking is not None and self._cold_scores is not None
-        if user.exclude:
-            excluded = set(user.exclude)
-            chosen = []
-            for item in self._cold_ranking:
-                if item not in excluded:
-                    chosen.append(item)
-                    if len(chosen) == user.k:
-                        break
-            top = np.asarray(chosen, dtype=np.int64)
-        else:
-            top = self._cold_ranking[: user.k]
-        return self._slate(
-            user, top, self._cold_scores[top], COLD_START_VERSION, cold_start=True
-        )
-
-    def _slate(
-        self,
-        user: UserRequest,
-        items: np.ndarray,
-        scores: np.ndarray,
-        version: str,
-        cold_start: bool,
-    ) -> Slate:
-        assert self.catalogue is not None
-        items = items[: user.k]
-        scores = scores[: user.k]
-        if not np.isfinite(scores).all():
-            raise ResponseEncodingError(
-                f"model {self.name} scored user {user.user_id!r} with non-finite "
-                f"values {scores.tolist()}; JSON cannot carry them and the ranking "
-                "is unreliable"
-            )
-        return Slate(
-            user_id=user.user_id,
-            items=self.catalogue.item_ids[items].tolist(),
-            scores=scores.tolist(),
-            version=version,
-            cold_start=cold_start,
-        )
 
     def _served_counter(self, version: str) -> Any:
         counter = self._served_counters.get(version)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._kserve import InferOutput, InferResponse
 from .errors import ResponseEncodingError
-from .parsing import RecommendRequest
+from .request_types import RecommendRequest
 
 
 @dataclass(frozen=True)

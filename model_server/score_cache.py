@@ -2,10 +2,10 @@
 
 ``HybridRecommender.recommend`` validates the hyperparameters and weights four
 component matrices on every call, which is most of a request's model time. A
-live set's weights do not change, so :class:`ScoreCache` asks the recommender's
-``score`` for every training user once when the set goes live, sets each user's
-training items to -inf as ``recommend(exclude_train=True)`` does, and then
-serves a request with a row lookup and a top-k. Sets whose matrix would exceed
+live set's weights do not change, so :class:`ScoreCache` calls the recommender's
+``score`` for every training user once when the set goes live and sets each
+user's training items to -inf, as ``recommend(exclude_train=True)`` does. A
+request then costs a row lookup and a top-k. Sets whose matrix would exceed
 the memory budget are not cached, and their requests go through ``recommend``.
 """
 

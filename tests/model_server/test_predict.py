@@ -280,7 +280,8 @@ def test_non_finite_scores_fail_clearly(
     monkeypatch.setattr(served.model.recommender, "recommend", recommend_nan)
     # An empty cache sends every request through recommend.
     empty = ScoreCache(served.model.recommender, served.model.device, max_bytes=0)
-    monkeypatch.setattr(served.model, "score_cache", empty)
+    assert served.model.ranker is not None
+    monkeypatch.setattr(served.model.ranker, "score_cache", empty)
 
     response = served.client.post(
         f"/v1/models/{served.name}:predict", json={"instances": ["196"]}
