@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import warnings
 from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any
@@ -150,6 +151,10 @@ def serve(
     A missing or invalid rollout file does not stop it: the server starts not
     ready and becomes ready when a valid file appears.
     """
+    # kserve 0.21.0's v1 handler returns ORJSONResponse, which FastAPI 0.165
+    # deprecates; the warning names kserve's code, so the log line would only
+    # puzzle an operator.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
     model.load()
     app = create_app(model, rollout_poll_s=rollout_poll_s)
     config = uvicorn.Config(

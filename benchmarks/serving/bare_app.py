@@ -1,6 +1,6 @@
 """A bare FastAPI endpoint that returns a fixed top-10 slate: the serving baseline.
 
-It answers the model server's v1 predict path with a response of the same shape,
+It serves the model server's v1 predict path with a response of the same shape,
 without parsing the request, ranking or counting metrics, so its throughput is
 what uvicorn and FastAPI alone reach on this machine. Run it with
 ``python benchmarks/serving/bare_app.py --port PORT``.

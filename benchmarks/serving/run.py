@@ -4,16 +4,19 @@ Both servers run as subprocesses on 127.0.0.1 with one uvicorn worker each, and
 locust (headless, as a library, FastHttpUser) drives them one after the other in
 the same run:
 
+0. sequential: one locust user sends one request at a time for ``--duration``
+   seconds, which gives the service latency without queueing;
 1. fixed rate: about ``--rate`` requests/s with Poisson arrivals for
    ``--duration`` seconds, from which p50, p99 and max latency are taken;
 2. max throughput: ``--concurrency`` users with no wait time for ``--duration``
    seconds, from which requests/s is taken.
 
-Each request asks for the top ``--k`` items for one random known user over the
-v1 protocol. Every phase stops after ``--duration`` seconds or
-``--max-requests`` requests, whichever comes first. Results go to
-``benchmarks/results/serving.json`` and ``serving.md`` with the command, the
-machine and the date.
+Each request is for the top ``--k`` items of one random known user over the
+v1 protocol. Every phase stops after ``--duration`` seconds or ``--max-requests``
+requests, whichever comes first. Last, ``asgi_cost.py`` measures the CPU time per
+request of both apps in process, which other load on the machine barely changes.
+Results go to ``benchmarks/results/serving.json`` and ``serving.md`` with the
+command, the machine and the date.
 
 Usage::
 
@@ -144,8 +147,20 @@ def read_catalogue(model_dir: Path) -> tuple[list[str], int]:
     return user_ids, n_items
 
 
+def measure_cpu_cost(model_dir: Path) -> dict[str, Any]:
+    """Run asgi_cost.py, which times both apps in process, in a subprocess."""
+    output = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("asgi_cost.py")), str(model_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def start_server(command: list[str], port: int, log_path: Path) -> subprocess.Popen:
-    """Start a server subprocess and wait until its v1 model route answers 200."""
+    """Start a server subprocess and wait until its v1 model route returns 200."""
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             command, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPOSITORY
@@ -298,29 +313,37 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"min) before the run: {result['load_average_before']}, after: "
         f"{result['load_average_after']}; other processes on the machine add to it.",
         "",
-        f"Each request asks for the top {result['k']} items for one random known "
-        f"user of a {result['n_items']}-item catalogue over the v1 protocol; both "
+        f"Each request is for the top {result['k']} items of one random known "
+        f"user in a {result['n_items']}-item catalogue over the v1 protocol; both "
         "servers run one uvicorn worker on 127.0.0.1.",
         "",
         "| server | phase | requests | failures | requests/s | p50 ms | p99 ms "
         "| max ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for server in ("model_server", "bare_fastapi"):
-        for phase in ("fixed_rate", "max_throughput"):
+    concurrency = result["model_server"]["max_throughput"]["locust_users"]
+    labels = {
+        "sequential": "one request at a time",
+        "fixed_rate": f"Poisson, {result['goal']['rate_rps']:.0f} req/s",
+        "max_throughput": f"max, {concurrency} users",
+    }
+    for phase, label in labels.items():
+        for server in ("model_server", "bare_fastapi"):
             run = result[server][phase]
             latency = run["latency_ms"]
-            label = (
-                f"fixed {run['target_rate_rps']:.0f} req/s"
-                if phase == "fixed_rate"
-                else f"max, {run['locust_users']} users"
-            )
             lines.append(
                 f"| {server} | {label} | {run['requests']} | {run['failures']} | "
                 f"{run['throughput_rps']} | {latency['p50']} | {latency['p99']} | "
                 f"{latency['max']} |"
             )
+    cpu = result["cpu_per_request"]
     lines += [
+        "",
+        "CPU time per request, each app called in process without sockets or a "
+        f"load generator ({cpu['requests']} requests, `asgi_cost.py`): model "
+        f"server {cpu['model_server_cpu_us']} µs, bare endpoint "
+        f"{cpu['bare_fastapi_cpu_us']} µs. Unlike the latencies above, this "
+        "barely depends on other processes.",
         "",
         f"Goal: p99 under {goal['p99_ms_limit']} ms at {goal['rate_rps']:.0f} "
         f"requests/s: measured {goal['p99_ms']} ms, "
@@ -389,6 +412,7 @@ def main() -> int:
         # The two servers take turns within each phase, so a change in the load
         # from other processes on the machine affects both alike.
         phases = {
+            "sequential": (1, None),
             "fixed_rate": (max(1, int(args.rate // 4)), args.rate),
             "max_throughput": (args.concurrency, None),
         }
@@ -410,6 +434,8 @@ def main() -> int:
         for process in processes.values():
             stop_server(process)
     result["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
+    log.info("measuring CPU time per request in process")
+    result["cpu_per_request"] = measure_cpu_cost(model_dir)
 
     model_p99 = result["model_server"]["fixed_rate"]["latency_ms"]["p99"]
     ratio = (
