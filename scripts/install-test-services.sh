@@ -27,8 +27,8 @@ done
 if [[ ${#missing[@]} -gt 0 ]]; then
     echo "install-test-services: installing ${missing[*]} with apt-get"
     "${sudo[@]}" apt-get update -qq
-    # A policy-rc.d that exits with 101 stops invoke-rc.d from starting the services that
-    # the packages' postinst scripts would otherwise start.
+    # A policy-rc.d that exits with 101 stops invoke-rc.d from starting the
+    # services that the packages' postinst scripts would otherwise start.
     policy=/usr/sbin/policy-rc.d
     created_policy=0
     if [[ ! -e "$policy" ]]; then
