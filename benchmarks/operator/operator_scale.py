@@ -41,6 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from adaptrec.testing.controlplane import ControlPlane, find_binaries  # noqa: E402
+from tests.support.processes import stop_process  # noqa: E402
 from tests.support.prometheus import free_port  # noqa: E402
 
 log = logging.getLogger("benchmarks.operator")
@@ -269,12 +270,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
             },
         }
     finally:
-        if operator is not None and operator.poll() is None:
-            operator.terminate()
-            try:
-                operator.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
+        if operator is not None:
+            stop_process(operator)
         plane.stop()
 
 

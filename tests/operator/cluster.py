@@ -2,7 +2,7 @@
 the parts of a node that the local control plane lacks.
 
 The plane has no kubelet, so :class:`Kubelet` reports a Pod's outcome by writing
-its status subresource, as a kubelet would; the Job controller in
+its status subresource, as a kubelet would. The Job controller in
 kube-controller-manager then sets the Job's conditions from it. The model
 server's counters come from :class:`ClickExporter` or from real ``adaptrec
 serve`` processes, scraped by a real Prometheus.
@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from adaptrec.rollout import Rollout
 from adaptrec.testing.controlplane import REPO_ROOT, ControlPlane, wait_until
+from tests.support.processes import stop_process
 from tests.support.prometheus import free_port
 
 CHART = REPO_ROOT / "charts" / "adaptrec"
@@ -251,13 +252,8 @@ class OperatorProcess:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        if self.process is not None:
+            stop_process(self.process, timeout_s=20)
 
     def log_tail(self, characters: int = 6000) -> str:
         return self.log_path.read_text(errors="replace")[-characters:]
@@ -359,7 +355,7 @@ class Kubelet:
 class ClickExporter:
     """The model server's two counters, served by prometheus_client on loopback.
 
-    It stands in for ``adaptrec serve`` in the fault tests, where only the counts
+    It replaces ``adaptrec serve`` in the fault tests, where only the counts
     matter: :meth:`serve` assigns users by the rollout's user hash, as the server
     does, and clicks with the probability given per version.
     """

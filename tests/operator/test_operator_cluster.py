@@ -1,13 +1,13 @@
 """The operator on a real control plane: rounds, decisions and faults.
 
-Each test installs the chart in a fresh namespace, runs ``adaptrec operator`` as a
-subprocess with the chart's operator ServiceAccount token (so the chart's RBAC is
-what it gets), and plays the node's part: it reports the training Pod's outcome
-through the Pod status, as a kubelet would, and serves simulated users whose
-clicks a real Prometheus scrapes. The training result is prepared by the test
-(the JSON that ``adaptrec train`` writes), because a real tuning round takes
-minutes; tests/operator/test_train.py checks that the trainer's output passes the
-same checks.
+Each test installs the chart in a fresh namespace and runs ``adaptrec operator``
+as a subprocess with the chart's operator ServiceAccount token, so the operator
+has exactly the chart's RBAC. The test plays the node's part. It reports the
+training Pod's outcome through the Pod status, as a kubelet would, and serves
+simulated users whose clicks a real Prometheus scrapes. The training result is
+prepared by the test (the JSON that ``adaptrec train`` writes), because a real
+tuning round takes a minute. test_end_to_end.py runs the real trainer, and
+test_train.py checks that its output passes the operator's checks.
 """
 
 from __future__ import annotations
