@@ -238,10 +238,10 @@ class RecommenderModel(kserve.Model):
             group = groups.setdefault(version, (hyperparams, []))
             group[1].append(position)
 
-        for version, (hyperparams, positions) in groups.items():
+        for version, (group_set, positions) in groups.items():
             users = [payload.users[position] for position in positions]
             for position, slate in zip(
-                positions, self.ranker.rank(users, hyperparams, version), strict=True
+                positions, self.ranker.rank(users, group_set, version), strict=True
             ):
                 slates[position] = slate
         for position in cold_positions:

@@ -27,8 +27,11 @@ from .request_types import (
 _V2_INPUTS = ("user_id", "exclude")
 
 
-_V2_USER_DATATYPES = ("BYTES", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16")
-_V2_USER_DATATYPES += ("UINT32", "UINT64")
+_V2_USER_DATATYPES = (
+    "BYTES",
+    *("INT8", "INT16", "INT32", "INT64"),
+    *("UINT8", "UINT16", "UINT32", "UINT64"),
+)
 
 
 def parse_v2(
