@@ -1,7 +1,7 @@
 """Model-server subprocesses on free loopback ports, for component tests.
 
-:func:`start_model_server` runs ``adaptrec serve`` as a real process and waits
-until the model is ready; the ``model_server_factory`` fixture stops every server
+:func:`start_model_server` runs the model server as a real process and waits
+until the model is ready. The ``model_server_factory`` fixture stops every server
 it started at the end of the test, also when the test fails.
 """
 
@@ -24,6 +24,9 @@ from tests.support.processes import (
 )
 
 START_TIMEOUT_S = 120.0
+# The console script, not ``python -m adaptrec.cli``: run as __main__, the CLI
+# module would be loaded twice and its error classes would not match.
+ADAPTREC = Path(sys.executable).with_name("adaptrec")
 
 
 @dataclass
@@ -55,11 +58,16 @@ def start_model_server(
     rollout_file: Path | None = None,
     extra_args: tuple[str, ...] = (),
     wait_ready: bool = True,
+    console_script: bool = False,
 ) -> ModelServerProcess:
-    """Start ``adaptrec serve`` on 127.0.0.1 and wait until the model is ready.
+    """Start the model server on 127.0.0.1 and wait until the model is ready.
 
-    With ``wait_ready`` false, it waits only until the server answers HTTP, for a
-    server that is expected to start not ready.
+    The server runs as ``python -m adaptrec.model_server``, or as ``adaptrec
+    serve`` with ``console_script``, which takes longer to start because it
+    imports every other subcommand too.
+
+    With ``wait_ready`` false, it waits only until the server accepts HTTP
+    requests, for a server that is expected to start not ready.
 
     Raises:
         RuntimeError: The process exited or did not become ready in time; the
@@ -67,8 +75,11 @@ def start_model_server(
     """
     port = free_port()
     log_path = directory / f"model-server-{port}.log"
-    command = [
-        sys.executable, "-m", "adaptrec.cli", "serve",
+    if console_script:
+        command = [str(ADAPTREC), "serve"]
+    else:
+        command = [sys.executable, "-m", "adaptrec.model_server"]
+    command += [
         "--model-dir", str(model_dir),
         "--model-name", model_name,
         "--http-port", str(port),
@@ -82,7 +93,7 @@ def start_model_server(
     server = ModelServerProcess(port, process, model_name, log_path)
 
     ready_url = f"{server.url}/v2/models/{model_name}/ready"
-    # A server that starts not ready answers 503 on the ready route.
+    # A server that starts not ready returns 503 on the ready route.
     accept = (lambda status: status == 200) if wait_ready else (lambda status: True)
     wait_for_http(process, ready_url, START_TIMEOUT_S, log_path, accept)
     return server

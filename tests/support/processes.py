@@ -43,7 +43,7 @@ def wait_for_http(
         if process.poll() is not None:
             raise RuntimeError(
                 f"{process.args[0]} exited with code {process.returncode} before "
-                f"{url} answered: {log_tail(log_path)}"
+                f"{url} responded: {log_tail(log_path)}"
             )
         try:
             if accept(httpx.get(url, timeout=2).status_code):
