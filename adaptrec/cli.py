@@ -169,4 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Re-import by name so that ``python -m adaptrec.cli`` and the subcommands
+    # share one module object, and one UsageError class.
+    from adaptrec.cli import main as package_main
+
+    sys.exit(package_main())

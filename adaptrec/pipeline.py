@@ -171,6 +171,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-k", type=int, default=None, help="top-K cut-off")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
     parser.add_argument(
+        "--save-model",
+        metavar="DIR",
+        default=None,
+        help="also fit the recommender on every positive and save its artefacts "
+        "to DIR, for adaptrec serve --model-dir",
+    )
+    parser.add_argument(
         "--device",
         default=None,
         help="torch device (default: cuda when available, else cpu)",
@@ -237,7 +244,37 @@ def run_from_args(args: argparse.Namespace) -> int:
     results = run_pipeline(config, command=command)
     report = write_report(results, Path(config.output))
     print(f"report written to {report}")
+    if args.save_model:
+        save_serving_model(config, Path(args.save_model))
+        print(f"model artefacts written to {args.save_model}")
     return 0
+
+
+def save_serving_model(config: RunConfig, directory: Path) -> None:
+    """Fit the recommender on every positive and save it for the model server."""
+    device = torch.device(
+        config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    cache_dir = Path(config.cache_dir) if config.cache_dir else None
+    space = HyperparamSpace.from_yaml(config.hyperparams_path)
+    dataset = load_dataset(
+        config.dataset,
+        cache_dir=cache_dir,
+        kg_path=config.kg_path,
+        positive_threshold=config.positive_threshold,
+    )
+    embeddings = ItemEmbeddings.compute(dataset, config.model, cache_dir=cache_dir)
+    log.info("fitting the serving recommender on all %d users", dataset.n_users)
+    model = HybridRecommender.fit(
+        dataset,
+        dataset.positives(),
+        space,
+        config.model,
+        embeddings=embeddings,
+        device=device,
+    )
+    model.prepare()
+    model.save(directory)
 
 
 def _evaluate_set(
