@@ -18,6 +18,7 @@ from enum import StrEnum
 from statistics import NormalDist
 
 import httpx
+
 from adaptrec.operator.policy import (
     CLICKS_METRIC,
     RECOMMENDATIONS_METRIC,

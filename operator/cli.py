@@ -8,13 +8,13 @@ import os
 from urllib.parse import urlparse
 
 import kopf
+from kubernetes.config import ConfigException
+
+from adaptrec.cli import UsageError
 from adaptrec.operator.handlers import build_registry
 from adaptrec.operator.kube import load_configuration
 from adaptrec.operator.metrics import serve_metrics
 from adaptrec.operator.policy import DEFAULT_TRAINING_ACCOUNT
-from kubernetes.config import ConfigException
-
-from adaptrec.cli import UsageError
 
 log = logging.getLogger(__name__)
 

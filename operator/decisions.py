@@ -21,10 +21,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from adaptrec.hyperparams import HyperparamError, HyperparamSet, HyperparamSpace
 from adaptrec.operator.analysis import CanaryFigures, Decision, Outcome
 from adaptrec.operator.policy import PolicySpec
-
-from adaptrec.hyperparams import HyperparamError, HyperparamSet, HyperparamSpace
 from adaptrec.rollout import Rollout
 
 # The CRD caps status.history at 20 entries.

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
+from kubernetes.client import Configuration
+
 from adaptrec.operator.kube import KubeApi, bearer_header
 from adaptrec.operator.policy import (
     DEFAULT_TRAINING_ACCOUNT,
@@ -22,7 +24,6 @@ from adaptrec.operator.policy import (
     parse_policy_spec,
 )
 from adaptrec.operator.reconcile import Reconciler
-from kubernetes.client import Configuration
 
 FINALIZER = "adaptrec.io/finalizer"
 # kopf's per-object loggers are adapters over this logger.

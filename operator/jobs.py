@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from adaptrec.operator.policy import GROUP, KIND, VERSION, PolicySpec
-
 from adaptrec.hyperparams import HyperparamError, HyperparamSet, HyperparamSpace
+from adaptrec.operator.policy import GROUP, KIND, VERSION, PolicySpec
 
 CONTAINER_NAME = "trainer"
 RESULT_PATH = "/dev/termination-log"

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from adaptrec.operator.policy import GROUP, PLURAL, VERSION
 from kubernetes import config as kube_config
 from kubernetes.client import Configuration
+
+from adaptrec.operator.policy import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 

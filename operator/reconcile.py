@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+
+from adaptrec.hyperparams import HyperparamSet
 from adaptrec.operator import analysis, decisions, jobs, targets
 from adaptrec.operator.decisions import Phase
 from adaptrec.operator.kube import ConflictError, KubeApi, KubeError
@@ -30,8 +32,6 @@ from adaptrec.operator.policy import (
     PolicySpec,
     parse_policy_spec,
 )
-
-from adaptrec.hyperparams import HyperparamSet
 
 # A step moves the policy one phase. A few steps per tick let a fast round (a
 # Job that is already complete) move on without waiting for the next tick.

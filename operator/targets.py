@@ -21,9 +21,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from adaptrec.operator.jobs import MANAGED_BY, POLICY_LABEL
-
 from adaptrec.hyperparams import HyperparamError, HyperparamSet, HyperparamSpace
+from adaptrec.operator.jobs import MANAGED_BY, POLICY_LABEL
 from adaptrec.rollout import Rollout, RolloutError
 
 HYPERPARAMS_ENV = "ADAPTREC_HYPERPARAMS"

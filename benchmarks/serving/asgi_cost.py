@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bare_app  # noqa: E402
+
 from adaptrec.model_server.app import create_app  # noqa: E402
 from adaptrec.model_server.model import RecommenderModel  # noqa: E402
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import scipy.sparse as sp
-from adaptrec.model_server.app import create_app
-from adaptrec.model_server.model import RecommenderModel
 from starlette.testclient import TestClient
 
 from adaptrec.data import kfold_split, load_dataset
 from adaptrec.hyperparams import HyperparamSet, HyperparamSpace
+from adaptrec.model_server.app import create_app
+from adaptrec.model_server.model import RecommenderModel
 from adaptrec.rollout import Rollout
 from tests.support.model_server import model_server_factory  # noqa: F401
 from tests.support.prometheus import prometheus_factory  # noqa: F401

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import orjson
 import pytest
+
 from adaptrec.model_server.errors import ResponseEncodingError
 from adaptrec.model_server.responses import to_json_value
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from adaptrec.model_server.rollouts import COLD_START_VERSION
 from prometheus_client import REGISTRY
 
+from adaptrec.model_server.rollouts import COLD_START_VERSION
 from adaptrec.rollout import Rollout
 from tests.model_server.conftest import (
     SPACE,

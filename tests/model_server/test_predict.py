@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from adaptrec.model_server.rollouts import COLD_START_VERSION
-from adaptrec.model_server.score_cache import ScoreCache
 from prometheus_client import REGISTRY
 
+from adaptrec.model_server.rollouts import COLD_START_VERSION
+from adaptrec.model_server.score_cache import ScoreCache
 from adaptrec.rollout import Rollout
 from tests.model_server.conftest import (
     SPACE,

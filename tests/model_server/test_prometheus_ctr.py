@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from adaptrec.model_server.rollouts import COLD_START_VERSION
 
+from adaptrec.model_server.rollouts import COLD_START_VERSION
 from adaptrec.rollout import Rollout
 from tests.model_server.conftest import SavedModel, hyperparams, write_rollout
 from tests.support.model_server import ModelServerProcess

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from adaptrec.model_server.rollouts import COLD_START_VERSION, RolloutSource
 from prometheus_client import REGISTRY
 
+from adaptrec.model_server.rollouts import COLD_START_VERSION, RolloutSource
 from adaptrec.rollout import Rollout
 from tests.model_server.conftest import SPACE, hyperparams, write_rollout
 

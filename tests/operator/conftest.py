@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from adaptrec.operator.policy import PolicySpec, parse_policy_spec
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from adaptrec.operator.analysis import (
     CanaryFigures,
     Outcome,

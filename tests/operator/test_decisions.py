@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from adaptrec.operator import decisions
 from adaptrec.operator.analysis import CanaryFigures, Decision, Outcome, VersionCounts
 from adaptrec.operator.decisions import Phase

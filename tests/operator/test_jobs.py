@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from adaptrec.operator import jobs
 from adaptrec.operator.policy import parse_policy_spec
-
 from tests.operator.conftest import example_policy
 
 

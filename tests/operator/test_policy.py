@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 
 import pytest
+
+from adaptrec.hyperparams import HyperparamSpace
 from adaptrec.operator.policy import (
     DEFAULT_COUNT_QUERY_TEMPLATE,
     PolicyError,
     parse_duration,
     parse_policy_spec,
 )
-
-from adaptrec.hyperparams import HyperparamSpace
 from tests.operator.conftest import example_policy
 
 

@@ -7,9 +7,9 @@ import random
 import time
 
 import pytest
+
 from adaptrec.operator.analysis import PrometheusClient, query_ctr, query_figures
 from adaptrec.operator.policy import parse_policy_spec
-
 from adaptrec.rollout import Rollout
 from tests.operator.cluster import ClickExporter
 from tests.operator.conftest import example_policy

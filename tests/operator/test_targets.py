@@ -6,8 +6,8 @@ import copy
 import json
 
 import pytest
-from adaptrec.operator import targets
 
+from adaptrec.operator import targets
 from adaptrec.rollout import Rollout
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from adaptrec.operator.jobs import parse_result
 
 from adaptrec import train
 from adaptrec.hyperparams import HyperparamError, HyperparamSpace
+from adaptrec.operator.jobs import parse_result
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPACE = HyperparamSpace.from_yaml()
