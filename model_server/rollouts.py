@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from adaptrec.hyperparams import HyperparamSet, HyperparamSpace
+from adaptrec.hyperparams import HyperparamError, HyperparamSet, HyperparamSpace
 from adaptrec.rollout import Rollout, RolloutError
 
 from . import metrics
@@ -31,6 +33,10 @@ log = logging.getLogger(__name__)
 # The version label of slates ranked by the cold-start fallback, which uses no
 # hyperparameter set.
 COLD_START_VERSION = "cold-start"
+
+
+# Set by the operator's kserve rollout strategy on each predictor revision.
+HYPERPARAMS_ENV = "ADAPTREC_HYPERPARAMS"
 
 
 @dataclass(frozen=True)
@@ -121,13 +127,35 @@ class RolloutSource:
         not ready until :meth:`poll` reads a valid file.
         """
         if self.path is None:
-            rollout = Rollout(stable=self.space.initial())
+            stable, source = self._set_without_file()
+            rollout = Rollout(stable=stable)
             if self._prepare is not None:
                 self._prepare(rollout)
-            self._apply(rollout, "the initial values of the hyperparameter space", None)
+            self._apply(rollout, source, None)
             return True
         self.poll()
         return self._active is not None
+
+    def _set_without_file(self) -> tuple[HyperparamSet, str]:
+        """Return the set to serve without a rollout file, and where it came from.
+
+        The operator's ``kserve`` strategy puts each revision's set in the
+        predictor's ``ADAPTREC_HYPERPARAMS`` environment variable; without it, the
+        space's initial values are served.
+        """
+        document = os.environ.get(HYPERPARAMS_ENV)
+        if not document:
+            initial = "the initial values of the hyperparameter space"
+            return self.space.initial(), initial
+        try:
+            stable = HyperparamSet.from_json_dict(json.loads(document), self.space)
+        except (json.JSONDecodeError, HyperparamError) as error:
+            raise RolloutError(
+                f"environment variable {HYPERPARAMS_ENV} is not a valid hyperparameter "
+                f'set ({error}); set it to {{"version": ..., "values": {{...}}}} '
+                "or unset it"
+            ) from None
+        return stable, f"the environment variable {HYPERPARAMS_ENV}"
 
     def poll(self) -> bool:
         """Reload the rollout file if its content changed; return whether it did.

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from adaptrec.model_server.rollouts import COLD_START_VERSION, RolloutSource
-from adaptrec.rollout import Rollout
+from adaptrec.rollout import Rollout, RolloutError
 from tests.model_server.conftest import SPACE, hyperparams, write_rollout
 
 
@@ -218,3 +218,23 @@ def test_rollout_metrics_follow_active_sets(tmp_path: Path) -> None:
     assert info("stable", candidate.version) == 1.0
     assert info("stable", stable.version) is None
     assert info("candidate", candidate.version) is None
+
+
+def test_environment_set_served_without_file(monkeypatch) -> None:
+    chosen = SPACE.validate({**SPACE.initial().values_dict, "alpha": 0.9})
+    monkeypatch.setenv("ADAPTREC_HYPERPARAMS", json.dumps(chosen.to_json_dict()))
+    source = RolloutSource("rollout-env", SPACE)
+
+    assert source.load() is True
+    assert source.active is not None
+    assert source.active.rollout.stable == chosen
+
+
+def test_invalid_environment_set_rejected(monkeypatch) -> None:
+    monkeypatch.setenv("ADAPTREC_HYPERPARAMS", '{"values": {"alpha": 7}}')
+    source = RolloutSource("rollout-env-bad", SPACE)
+
+    with pytest.raises(RolloutError) as raised:
+        source.load()
+    assert "ADAPTREC_HYPERPARAMS" in str(raised.value)
+    assert "'alpha'" in str(raised.value)
