@@ -211,6 +211,8 @@ OPERATOR_NEEDS = [
 ] + [
     (verb, "pods", ()) for verb in ("get", "list", "watch")
 ] + [
+    (verb, "services", ()) for verb in ("get", "create")
+] + [
     (verb, "configmaps", ())
     for verb in ("get", "list", "watch", "create", "patch", "update")
 ] + [
@@ -239,6 +241,8 @@ OPERATOR_FORBIDDEN = [
     ("delete", "pods"),
     ("create", "pods/exec"),
     ("delete", "configmaps"),
+    ("delete", "services"),
+    ("patch", "services"),
     ("create", "inferenceservices.serving.kserve.io"),
     ("delete", "inferenceservices.serving.kserve.io"),
     ("update", "inferenceservices.serving.kserve.io"),

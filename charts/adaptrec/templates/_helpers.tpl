@@ -84,6 +84,11 @@ operator watches every namespace, and a Role in watchNamespace otherwise.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+# Create the headless Service that torchrun pods of a multi-replica training Job
+# use to find each other; the policy owns it, so garbage collection removes it.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create"]
 # Write the rollout file of the userHash strategy.
 - apiGroups: [""]
   resources: ["configmaps"]
