@@ -24,5 +24,7 @@ lint: setup
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
+# Regenerates BENCHMARKS.md; RecBole runs in its own virtual environment.
 bench: setup
+	./benchmarks/recbole/setup.sh
 	.venv/bin/adaptrec bench
