@@ -277,9 +277,10 @@ def save_serving_model(config: RunConfig, directory: Path) -> None:
     model.save(directory)
 
 
-def _evaluate_set(
+def evaluate_set(
     recommender: HybridRecommender, hyperparams: Mapping[str, float], fold: Fold, k: int
 ) -> dict[str, float]:
+    """Return mean Precision@K, Recall@K and NDCG@K of one set on the test fold."""
     metrics = evaluate_scores(
         lambda users: recommender.score(users, hyperparams),
         fold.train,
@@ -289,9 +290,10 @@ def _evaluate_set(
     return {name: float(metrics[name]) for name in ("precision", "recall", "ndcg")}
 
 
-def _simulate(
+def simulate_days(
     policy: Any, simulator: UserSimulator, config: RunConfig, feedback: Any = None
 ) -> list[float]:
+    """Serve ``policy`` for the run's simulated days and return CTR per day."""
     result = simulator.run_days(
         policy,
         config.users_per_day,
@@ -353,7 +355,7 @@ def run_fold(
     )
 
     # Every tuner may visit any beta and gamma on the grid, so their components
-    # are trained once up front; tuning wall times then compare search alone.
+    # are trained once up front. Tuning wall times then compare the search alone.
     tuning_model.prepare()
 
     # Grid search and Bayesian optimisation: validation NDCG@K.
@@ -378,7 +380,7 @@ def run_fold(
         episode_length=config.episode_length,
         seed=seed,
     )
-    agent = DQNAgent.for_env(env, _dqn_config(config, seed, device))
+    agent = DQNAgent.for_env(env, dqn_config(config, seed, device))
     history = agent.train(env, config.dqn_episodes)
     dqn_set = greedy_rollout(agent, env, seed)
 
@@ -406,8 +408,8 @@ def run_fold(
         policy = FixedPolicy(eval_model, hyperparams, k=config.k)
         tuners[name] = {
             "hyperparams": hyperparams.to_json_dict(),
-            "metrics": _evaluate_set(eval_model, hyperparams, fold, config.k),
-            "ctr_per_day": _simulate(policy, scoring_simulator, config),
+            "metrics": evaluate_set(eval_model, hyperparams, fold, config.k),
+            "ctr_per_day": simulate_days(policy, scoring_simulator, config),
             "budget": {"evaluations": evaluations, "wall_s": wall_s},
         }
 
@@ -428,12 +430,12 @@ def run_fold(
             history_length=env.tracker.history_length,
             history_dim=env.tracker.history_dim,
         )
-        ctr = _simulate(tuner.recommend, scoring_simulator, config, tuner.observe)
+        ctr = simulate_days(tuner.recommend, scoring_simulator, config, tuner.observe)
         final_set = tuner.hyperparams
         extra_steps = len(tuner.steps) if learn else 0
         tuners[name] = {
             "hyperparams": (dqn_set if not learn else final_set).to_json_dict(),
-            "metrics": _evaluate_set(
+            "metrics": evaluate_set(
                 eval_model, dqn_set if not learn else final_set, fold, config.k
             ),
             "ctr_per_day": ctr,
@@ -451,7 +453,7 @@ def run_fold(
     }
 
 
-def _dqn_config(config: RunConfig, seed: int, device: torch.device) -> DQNConfig:
+def dqn_config(config: RunConfig, seed: int, device: torch.device) -> DQNConfig:
     """Scale the DQN's schedule to the episode budget of this run."""
     total_steps = config.dqn_episodes * config.episode_length
     return DQNConfig(

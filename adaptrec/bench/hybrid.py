@@ -42,11 +42,11 @@ from adaptrec.hyperparams import HyperparamSpace
 from adaptrec.models import HybridRecommender, ItemEmbeddings
 from adaptrec.pipeline import (
     RunConfig,
-    _dqn_config,
-    _evaluate_set,
-    _simulate,
+    dqn_config,
+    evaluate_set,
     greedy_rollout,
     history_to_json,
+    simulate_days,
 )
 from adaptrec.tuning.dqn import DQNAgent
 from adaptrec.tuning.env import HyperparamTuningEnv
@@ -194,7 +194,7 @@ def run_seed(
         episode_length=config.episode_length,
         seed=seed,
     )
-    agent = DQNAgent.for_env(env, _dqn_config(config, seed, device))
+    agent = DQNAgent.for_env(env, dqn_config(config, seed, device))
     history = agent.train(env, episodes, progress=False)
     dqn_set = greedy_rollout(agent, env, seed)
     users_scored = history.steps * config.users_per_step
@@ -210,13 +210,15 @@ def run_seed(
     for name, (hyperparams, evaluations, wall_s) in chosen.items():
         if name == "dqn":
             tuner = _dqn_tuner(agent, models, space, embeddings, env, dqn_set, False)
-            ctr = _simulate(tuner.recommend, scoring_simulator, config, tuner.observe)
+            ctr = simulate_days(
+                tuner.recommend, scoring_simulator, config, tuner.observe
+            )
         else:
             policy = FixedPolicy(models.evaluation_model, hyperparams, k=config.k)
-            ctr = _simulate(policy, scoring_simulator, config)
+            ctr = simulate_days(policy, scoring_simulator, config)
         tuners[name] = {
             "hyperparams": hyperparams.to_json_dict(),
-            "metrics": _evaluate_set(
+            "metrics": evaluate_set(
                 models.evaluation_model, hyperparams, fold, config.k
             ),
             "ctr_per_day": ctr,
@@ -227,10 +229,10 @@ def run_seed(
     log.info("fold %d seed %d: DQN learning online", fold.index, seed)
     started = time.perf_counter()
     online = _dqn_tuner(agent, models, space, embeddings, env, dqn_set, True)
-    ctr = _simulate(online.recommend, scoring_simulator, config, online.observe)
+    ctr = simulate_days(online.recommend, scoring_simulator, config, online.observe)
     tuners["dqn_online"] = {
         "hyperparams": online.hyperparams.to_json_dict(),
-        "metrics": _evaluate_set(
+        "metrics": evaluate_set(
             models.evaluation_model, online.hyperparams, fold, config.k
         ),
         "ctr_per_day": ctr,
