@@ -15,7 +15,7 @@ if [[ ! -x .venv/bin/python ]]; then
     uv venv --quiet --python 3.11 .venv
 fi
 
-echo "setup: syncing .venv with requirements.lock (first run downloads about 4 GB)"
+echo "setup: syncing .venv with requirements.lock (the first run downloads several GB)"
 uv pip sync --quiet --python .venv/bin/python requirements.lock
 uv pip install --quiet --python .venv/bin/python --no-deps -e .
 echo "setup: done; the CLI is .venv/bin/adaptrec"
